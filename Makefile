@@ -1,0 +1,87 @@
+# Veilig Haarlem — the two commands a newcomer needs are `make run` and `make test`.
+# Everything else is set up on the way: the virtual environment, the Kafka jars (Maven),
+# a project-local PostgreSQL cluster. Settings come from the environment (see README).
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+RUN_DIR ?= $(CURDIR)/.run
+export RUN_DIR
+
+# Tests run their own broker and database on other ports, so a running `make run` is left alone.
+TEST_ENV := TEST_RUN_DIR=$(CURDIR)/.run/test
+
+.PHONY: help venv up down run demo test test-unit lint format clean status topics
+
+help:
+	@echo "make run      install what is missing, start Kafka, PostgreSQL and all services (Ctrl-C stops)"
+	@echo "make test     install what is missing and run the whole test suite against a real broker and database"
+	@echo "make up/down  start/stop the infrastructure only (Kafka, PostgreSQL)"
+	@echo "make demo     replay the demo scenario against a running platform"
+	@echo "make lint     ruff check + format check"
+	@echo "make clean    stop everything and remove the run folder and the virtual environment"
+
+$(STAMP): pyproject.toml requirements.lock
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed (set PYTHON=...)")'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip==25.3
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[dev]'
+	@touch $@
+
+venv: $(STAMP)
+
+# Infrastructure: each part is skipped when the environment points at an existing one.
+up: venv
+ifeq ($(KAFKA_BOOTSTRAP_SERVERS),)
+	@deploy/local/kafka.sh up
+else
+	@echo "kafka: using KAFKA_BOOTSTRAP_SERVERS=$(KAFKA_BOOTSTRAP_SERVERS)"
+endif
+ifeq ($(DATABASE_URL),)
+	@deploy/local/postgres.sh up
+else
+	@echo "postgres: using DATABASE_URL from the environment"
+endif
+	@$(BIN)/veilig topics apply
+
+down:
+	@deploy/local/kafka.sh down
+	@deploy/local/postgres.sh down
+
+status:
+	@deploy/local/kafka.sh status
+	@deploy/local/postgres.sh status
+
+topics: venv
+	@$(BIN)/veilig topics apply
+
+run: up
+	@trap '$(MAKE) --no-print-directory down' EXIT; $(BIN)/veilig run $(if $(filter 0,$(DEMO)),--no-demo,)
+
+demo: venv
+	@$(BIN)/veilig demo
+
+test: venv
+	@deploy/local/kafka.sh libs
+	@$(TEST_ENV) deploy/local/run-tests.sh
+
+test-unit: venv
+	@$(BIN)/pytest -q tests/unit
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: venv
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+clean: down
+	@RUN_DIR=$(CURDIR)/.run/test deploy/local/kafka.sh down
+	@RUN_DIR=$(CURDIR)/.run/test deploy/local/postgres.sh down
+	rm -rf .run $(VENV) .pytest_cache .ruff_cache .hypothesis test-artifacts bench-results
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

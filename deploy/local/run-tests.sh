@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# `make test`: the whole suite against a real Kafka broker and a real PostgreSQL.
+# Both are started fresh on test ports in their own run folder (a running `make run` is left
+# alone) unless KAFKA_BOOTSTRAP_SERVERS / DATABASE_URL point at existing ones, and both are
+# stopped afterwards whatever the outcome.
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$ROOT"
+export RUN_DIR=${TEST_RUN_DIR:-$ROOT/.run/test}
+export KAFKA_PORT=${TEST_KAFKA_PORT:-19092}
+export KAFKA_CONTROLLER_PORT=${TEST_KAFKA_CONTROLLER_PORT:-19093}
+export PGPORT=${TEST_PGPORT:-54329}
+
+cleanup() {
+  [ -n "${own_kafka:-}" ] && deploy/local/kafka.sh down
+  [ -n "${own_pg:-}" ] && deploy/local/postgres.sh down
+}
+trap cleanup EXIT
+
+if [ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ]; then
+  deploy/local/kafka.sh down >/dev/null 2>&1
+  rm -rf "$RUN_DIR/kafka"
+  own_kafka=1
+  deploy/local/kafka.sh up || exit 1
+  export KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$KAFKA_PORT
+fi
+if [ -z "${DATABASE_URL:-}" ]; then
+  deploy/local/postgres.sh down >/dev/null 2>&1
+  rm -rf "$RUN_DIR/pg"
+  own_pg=1
+  deploy/local/postgres.sh up || exit 1
+  export DATABASE_URL=postgresql://veilig@127.0.0.1:$PGPORT/veilig
+fi
+
+.venv/bin/pytest -ra "$@"
+rc=$?
+if [ "$rc" -eq 5 ]; then
+  echo "pytest collected no tests: that is a failure, not a pass" >&2
+  exit 1
+fi
+exit "$rc"

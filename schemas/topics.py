@@ -1,0 +1,75 @@
+"""Every Kafka topic of the platform, declared once.
+
+This is the single source for the topic admin (``services.common.topics``), the AsyncAPI
+document and the services' subscribers. Partition count, replication factor and
+``min.insync.replicas`` are the production intent; locally the replication settings are
+lowered by configuration (``KAFKA_REPLICATION_FACTOR`` / ``KAFKA_MIN_INSYNC_REPLICAS``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+DAY_MS = 24 * 60 * 60 * 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Topic:
+    name: str
+    key: str
+    description: str
+    partitions: int = 12
+    retention_ms: int = 30 * DAY_MS
+    cleanup_policy: str = "delete"
+    publishers: tuple[str, ...] = ()
+    subscribers: tuple[str, ...] = ()
+    extra_config: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def dlq(self) -> str:
+        return f"{self.name}.dlq"
+
+
+INCIDENT_SUBMISSIONS = Topic(
+    name="incident-submissions",
+    key="partner:external_id",
+    description="Raw reports produced directly by partner systems (JSON).",
+    retention_ms=7 * DAY_MS,
+    publishers=("partners",),
+    subscribers=("intake",),
+)
+INCIDENT_EVENTS = Topic(
+    name="incident-events",
+    key="incident id",
+    description="Every lifecycle event of an incident; one key, one partition, total order.",
+    retention_ms=-1,  # the event log is the source of replays and rebuilds
+    publishers=("intake", "triage"),
+    subscribers=("triage", "notify", "analytics"),
+)
+NOTIFICATION_EVENTS = Topic(
+    name="notification-events",
+    key="incident id",
+    description="Dispatched, delivered, failed, escalated and acknowledged notifications.",
+    retention_ms=-1,
+    publishers=("notify",),
+    subscribers=("triage", "analytics"),
+)
+
+MAIN_TOPICS: tuple[Topic, ...] = (INCIDENT_SUBMISSIONS, INCIDENT_EVENTS, NOTIFICATION_EVENTS)
+
+
+def dead_letter(topic: Topic) -> Topic:
+    """The dead-letter topic of ``topic``: what its consumers could not process."""
+    return Topic(
+        name=topic.dlq,
+        key=topic.key,
+        description=f"Messages from {topic.name} that a consumer could not process; "
+        "the reason is in the headers (x-dlq-*).",
+        partitions=3,
+        retention_ms=90 * DAY_MS,
+        publishers=topic.subscribers,
+        subscribers=("operators",),
+    )
+
+
+ALL_TOPICS: tuple[Topic, ...] = MAIN_TOPICS + tuple(dead_letter(t) for t in MAIN_TOPICS)

@@ -1,0 +1,25 @@
+"""`veilig`: the one operator command line of the platform.
+
+Each capability registers its own sub-command group here instead of shipping a script.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from schemas.cli import geo_app
+from services.common.cli import run_platform, topics_app
+
+app = typer.Typer(
+    name="veilig",
+    help="Veilig Haarlem operator CLI.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+app.add_typer(topics_app, name="topics")
+app.add_typer(geo_app, name="geo")
+app.command("run")(run_platform)
+
+
+def main() -> None:
+    app()

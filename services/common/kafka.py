@@ -1,0 +1,30 @@
+"""The Kafka broker every service uses: idempotent producer, telemetry and metrics."""
+
+from __future__ import annotations
+
+from faststream.kafka import KafkaBroker
+from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
+from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+from opentelemetry.sdk.trace import TracerProvider
+from prometheus_client import REGISTRY
+
+from services.common.settings import ServiceName, Settings
+
+
+def make_broker(
+    settings: Settings, service: ServiceName, tracer_provider: TracerProvider | None = None
+) -> KafkaBroker:
+    return KafkaBroker(
+        settings.kafka_bootstrap_servers,
+        client_id=f"veilig-{service}",
+        # Idempotence implies acks=all: a retried send never writes a second copy.
+        enable_idempotence=True,
+        acks="all",
+        linger_ms=settings.kafka_linger_ms,
+        allow_auto_create_topics=False,
+        graceful_timeout=settings.shutdown_grace_seconds,
+        middlewares=(
+            KafkaTelemetryMiddleware(tracer_provider=tracer_provider),
+            KafkaPrometheusMiddleware(registry=REGISTRY, app_name=f"veilig-{service}"),
+        ),
+    )

@@ -1,0 +1,165 @@
+"""How a service process runs: one FastAPI app (health, metrics, the service's own routes)
+served by uvicorn, whose lifespan opens PostgreSQL (migrations applied), ensures the
+topics, starts the Kafka subscribers and the service's background tasks, and on SIGTERM
+stops taking messages, lets in-flight ones finish (offsets committed), then closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncpg
+import uvicorn
+from fastapi import APIRouter, FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse, Response
+from faststream.kafka import KafkaBroker, KafkaRouter
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+
+from services.common.db import create_pool
+from services.common.kafka import make_broker
+from services.common.migrations import load_migrations, migrate
+from services.common.observability import setup_logging, setup_tracing
+from services.common.outbox import relay
+from services.common.settings import ServiceName, Settings, get_settings
+from services.common.topics import apply_topics
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    """What a running service hands to its handlers and background tasks."""
+
+    settings: Settings
+    pool: asyncpg.Pool
+    broker: KafkaBroker
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+BackgroundTask = Callable[[Runtime], Awaitable[None]]
+
+
+@dataclass
+class ServiceSpec:
+    """What one service contributes; ``build`` is called once the runtime exists."""
+
+    name: ServiceName
+    title: str
+    description: str
+    migrations: Path
+    # HTTP routes; handlers reach the runtime through the ``runtime`` dependency below.
+    http: list[APIRouter] = field(default_factory=list)
+    # Called with the runtime before the broker starts: returns the Kafka router with the
+    # service's subscribers and its long-running tasks (relays, timers).
+    build: Callable[[Runtime], ServiceParts] | None = None
+    # Services that publish through the transactional outbox get its relay.
+    outbox: bool = False
+
+
+@dataclass
+class ServiceParts:
+    kafka: KafkaRouter | None = None
+    background: list[BackgroundTask] = field(default_factory=list)
+
+
+def runtime(request: Request) -> Runtime:
+    """FastAPI dependency: the running service's runtime (503 until it is started)."""
+    found = request.app.state.service.get("runtime")
+    if not isinstance(found, Runtime):
+        raise HTTPException(status_code=503, detail="service is starting")
+    return found
+
+
+def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    tracer_provider = setup_tracing(spec.name)
+    broker = make_broker(settings, spec.name, tracer_provider)
+    state: dict[str, object] = {"ready": False}
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pool = await create_pool(settings.database_url.get_secret_value(), spec.name)
+        async with pool.acquire() as conn:
+            applied = await migrate(conn, spec.name, load_migrations(spec.migrations))
+        if applied:
+            log.info("applied migrations", extra={"versions": applied})
+        await apply_topics(settings)
+        runtime = Runtime(settings=settings, pool=pool, broker=broker)
+        parts = spec.build(runtime) if spec.build else ServiceParts()
+        if parts.kafka is not None:
+            broker.include_router(parts.kafka)
+        await broker.start()
+        background = list(parts.background)
+        if spec.outbox:
+            background.append(
+                lambda rt: relay(rt.settings, rt.pool, spec.name, rt.stopping),
+            )
+        tasks = [asyncio.create_task(task(runtime)) for task in background]
+        state.update(ready=True, runtime=runtime)
+        log.info("service ready", extra={"port": settings.port_of(spec.name)})
+        try:
+            yield
+        finally:
+            state["ready"] = False
+            runtime.stopping.set()
+            log.info("stopping: finishing in-flight work")
+            await broker.stop()  # waits up to graceful_timeout for running handlers
+            if tasks:
+                _, pending = await asyncio.wait(tasks, timeout=settings.shutdown_grace_seconds)
+                for task in pending:
+                    task.cancel()
+            await pool.close()
+            tracer_provider.shutdown()
+            log.info("stopped")
+
+    app = FastAPI(title=spec.title, description=spec.description, lifespan=lifespan)
+    app.state.service = state
+    for router in spec.http:
+        app.include_router(router)
+
+    @app.get("/health/live", tags=["operations"], summary="The process is up")
+    async def live() -> dict[str, str]:
+        return {"status": "live"}
+
+    @app.get("/health/ready", tags=["operations"], summary="Broker and database reachable")
+    async def ready() -> JSONResponse:
+        checks = {"started": bool(state["ready"]), "database": False, "kafka": False}
+        runtime = state.get("runtime")
+        if checks["started"] and isinstance(runtime, Runtime):
+            with contextlib.suppress(Exception):
+                checks["database"] = await runtime.pool.fetchval("SELECT 1", timeout=2) == 1
+            with contextlib.suppress(Exception):
+                checks["kafka"] = await runtime.broker.ping(timeout=2.0)
+        ok = all(checks.values())
+        return JSONResponse(
+            {"status": "ready" if ok else "not ready", "checks": checks},
+            status_code=200 if ok else 503,
+        )
+
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
+    async def metrics() -> Response:
+        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+def run(spec: ServiceSpec) -> None:
+    """Entry point of ``python -m services.<name>``."""
+    settings = get_settings()
+    setup_logging(spec.name, settings.log_level, settings.log_format)
+    app = create_app(spec, settings)
+    config = uvicorn.Config(
+        app,
+        host=settings.http_host,
+        port=settings.port_of(spec.name),
+        log_config=None,
+        lifespan="on",
+        timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
+    )
+    # uvicorn turns SIGTERM/SIGINT into a graceful shutdown, which runs the lifespan exit.
+    uvicorn.Server(config).run()

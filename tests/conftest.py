@@ -1,0 +1,70 @@
+"""Shared fixtures. Integration tests talk to the real Kafka broker and PostgreSQL that
+`make test` (deploy/local/run-tests.sh) starts, found through KAFKA_BOOTSTRAP_SERVERS and
+DATABASE_URL. Tests isolate themselves by unique topic prefixes, consumer groups and
+databases instead of restarting the infrastructure."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from services.common.settings import Settings
+
+
+def _require(name: str) -> str:
+    value = os.environ.get(name)
+    if not value:
+        pytest.fail(
+            f"{name} is not set: integration tests need the real infrastructure; "
+            "run them with `make test` (which starts Kafka and PostgreSQL) or point "
+            f"{name} at a running one"
+        )
+    return value
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> str:
+    return _require("KAFKA_BOOTSTRAP_SERVERS")
+
+
+@pytest.fixture(scope="session")
+def admin_database_url() -> str:
+    return _require("DATABASE_URL")
+
+
+@pytest.fixture
+async def database_url(admin_database_url: str) -> AsyncIterator[str]:
+    """A fresh, empty database for one test, dropped afterwards."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    conn = await asyncpg.connect(admin_database_url)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    base, _, _ = admin_database_url.rpartition("/")
+    yield f"{base}/{name}"
+    conn = await asyncpg.connect(admin_database_url)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+def topic_prefix() -> str:
+    return f"t{uuid.uuid4().hex[:10]}."
+
+
+@pytest.fixture
+def settings(kafka_bootstrap: str, database_url: str, topic_prefix: str) -> Settings:
+    return Settings(
+        kafka_bootstrap_servers=kafka_bootstrap,
+        database_url=database_url,
+        topic_prefix=topic_prefix,
+        consumer_group_prefix=f"test-{topic_prefix}",
+        kafka_linger_ms=0,
+    )
