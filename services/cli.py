@@ -9,6 +9,7 @@ import typer
 
 from schemas.cli import geo_app
 from services.common.cli import run_platform, topics_app
+from services.intake.cli import keys_app, partners_app
 
 app = typer.Typer(
     name="veilig",
@@ -18,6 +19,8 @@ app = typer.Typer(
 )
 app.add_typer(topics_app, name="topics")
 app.add_typer(geo_app, name="geo")
+app.add_typer(partners_app, name="partners")
+app.add_typer(keys_app, name="keys")
 app.command("run")(run_platform)
 
 

@@ -11,8 +11,12 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
+from cryptography.fernet import Fernet
 
 from services.common.settings import Settings
+
+# Personal data is sealed with keys from configuration; the tests bring their own.
+os.environ.setdefault("PII_KEYS", Fernet.generate_key().decode())
 
 
 def _require(name: str) -> str:

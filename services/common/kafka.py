@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from faststream.kafka import KafkaBroker
 from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
@@ -23,6 +25,8 @@ def make_broker(
         linger_ms=settings.kafka_linger_ms,
         allow_auto_create_topics=False,
         graceful_timeout=settings.shutdown_grace_seconds,
+        # One line per message at INFO drowns the domain logs; FastStream logs it at DEBUG.
+        log_level=logging.DEBUG,
         middlewares=(
             KafkaTelemetryMiddleware(tracer_provider=tracer_provider),
             KafkaPrometheusMiddleware(registry=REGISTRY, app_name=f"veilig-{service}"),

@@ -20,7 +20,9 @@ from fastapi.responses import JSONResponse, Response
 from faststream.kafka import KafkaBroker, KafkaRouter
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
+from services.common import problems
 from services.common.db import create_pool
+from services.common.http import BodySizeLimit
 from services.common.kafka import make_broker
 from services.common.migrations import load_migrations, migrate
 from services.common.observability import setup_logging, setup_tracing
@@ -59,6 +61,11 @@ class ServiceSpec:
     build: Callable[[Runtime], ServiceParts] | None = None
     # Services that publish through the transactional outbox get its relay.
     outbox: bool = False
+    max_body_bytes: int = 1_048_576
+    # Exception handlers beyond problem details (e.g. Open311's own error format).
+    exception_handlers: dict[
+        type[Exception], Callable[[Request, Exception], Awaitable[Response]]
+    ] = field(default_factory=dict)
 
 
 @dataclass
@@ -119,6 +126,10 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title=spec.title, description=spec.description, lifespan=lifespan)
     app.state.service = state
+    problems.install(app)
+    for exc_type, handler in spec.exception_handlers.items():
+        app.add_exception_handler(exc_type, handler)
+    app.add_middleware(BodySizeLimit, max_bytes=spec.max_body_bytes)
     for router in spec.http:
         app.include_router(router)
 

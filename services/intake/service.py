@@ -4,15 +4,32 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from services.common.service import ServiceSpec
+from fastapi import Request, Response
+
+from services.common.service import Runtime, ServiceParts, ServiceSpec
+from services.intake import api, open311
+from services.intake.handlers import build_consumers
+
+
+async def _open311_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, open311.Open311Error)
+    return open311.open311_error_response(exc)
+
+
+def _build(rt: Runtime) -> ServiceParts:
+    return ServiceParts(kafka=build_consumers(rt))
+
 
 SPEC = ServiceSpec(
     name="intake",
     title="Veilig Haarlem — intake",
     description=(
         "The partners' front door: reports over HTTP, Open311 and Kafka become "
-        "incident reported events."
+        "incident reported events. Not an emergency line: in acute danger call 112."
     ),
     migrations=Path(__file__).parent / "migrations",
+    http=[api.router, open311.router],
+    build=_build,
     outbox=True,
+    exception_handlers={open311.Open311Error: _open311_error},
 )

@@ -1,0 +1,78 @@
+"""Field-level disclosure marking and data minimisation (DOMAIN.md "Disclosure profiles").
+
+A model field that not every recipient may see carries, in its ``json_schema_extra``, the least
+profile allowed to see it (``x-disclosure``) and whether it is personal data
+(``x-personal-data``); unmarked fields are for everyone. The marks show up in the published JSON
+Schema, and :func:`minimise` / :func:`strip_personal` apply them mechanically, recursing through
+nested models, lists and dicts, so no service writes its own field lists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
+from pydantic_core import to_jsonable_python
+
+from schemas.taxonomy import Profile
+from schemas.timeutil import floor_quarter_hour
+
+DISCLOSURE_KEY = "x-disclosure"
+PERSONAL_KEY = "x-personal-data"
+
+
+def restricted(profile: Profile, *, personal: bool = False) -> dict[str, Any]:
+    """``json_schema_extra`` for a field that only ``profile`` and above may see."""
+    return {DISCLOSURE_KEY: profile.value, PERSONAL_KEY: personal}
+
+
+def required_profile(info: FieldInfo) -> Profile:
+    """The least profile allowed to see a field; unmarked fields are coarse (everyone)."""
+    extra = info.json_schema_extra
+    if isinstance(extra, Mapping) and DISCLOSURE_KEY in extra:
+        return Profile(str(extra[DISCLOSURE_KEY]))
+    return Profile.COARSE
+
+
+def is_personal(info: FieldInfo) -> bool:
+    extra = info.json_schema_extra
+    return isinstance(extra, Mapping) and bool(extra.get(PERSONAL_KEY, False))
+
+
+def _filtered(value: Any, keep: Callable[[FieldInfo], bool], coarse_time: bool) -> Any:
+    if isinstance(value, BaseModel):
+        fields = type(value).model_fields
+        return {
+            name: _filtered(getattr(value, name), keep, coarse_time)
+            for name, info in fields.items()
+            if keep(info)
+        }
+    if isinstance(value, list | tuple):
+        return [_filtered(v, keep, coarse_time) for v in value]
+    if isinstance(value, dict):
+        return {k: _filtered(v, keep, coarse_time) for k, v in value.items()}
+    if coarse_time and isinstance(value, datetime):
+        return floor_quarter_hour(value)
+    return value
+
+
+def minimise(model: BaseModel, profile: Profile | str) -> dict[str, Any]:
+    """The JSON-ready body of ``model`` as a recipient with ``profile`` may see it.
+
+    ``coarse`` also gets every time rounded down to the quarter hour.
+    """
+    profile = Profile(profile)
+    kept = _filtered(
+        model,
+        lambda info: profile.may_see(required_profile(info)),
+        coarse_time=profile is Profile.COARSE,
+    )
+    return to_jsonable_python(kept)
+
+
+def strip_personal(model: BaseModel) -> dict[str, Any]:
+    """The JSON-ready body of ``model`` without personal data (for analytics)."""
+    return to_jsonable_python(_filtered(model, lambda info: not is_personal(info), False))

@@ -1,0 +1,582 @@
+"""The events of Veilig Haarlem: one immutable pydantic model per fact, named in the past tense.
+
+Every event carries the common envelope fields of :class:`Event`, a CloudEvents type
+(``ce_type``, ``nl.haarlem.veilig.<incident|notification>.<fact>.v<version>``) and the topic it
+travels on. :data:`REGISTRY` maps ``ce_type`` to the class; :mod:`schemas.envelope` puts events on
+and takes them off the wire.
+
+Fields that not every recipient may see are marked with :func:`schemas.disclosure.restricted`;
+:func:`schemas.disclosure.minimise` applies the marks. A new version of an event is a new class
+with a new ``ce_type`` (``.v2``); the old class stays for as long as the log holds its events.
+
+Building an event with an unknown field is an error (a misspelt field must not vanish), but
+:func:`schemas.envelope.decode` ignores unknown fields (tolerant reader): a consumer one release
+behind must still accept an event that gained an optional field. For the same reason the
+published JSON Schemas leave ``additionalProperties`` open.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Any, ClassVar, Literal, Self, TypeVar
+from uuid import UUID
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+    model_validator,
+)
+
+from schemas.disclosure import restricted
+from schemas.taxonomy import PLACEHOLDERS, Priority, Profile, taxonomy
+from schemas.topics import INCIDENT_EVENTS, NOTIFICATION_EVENTS, Topic
+
+CE_TYPE_PREFIX = "nl.haarlem.veilig"
+_CE_TYPE = re.compile(
+    rf"{re.escape(CE_TYPE_PREFIX)}\.(incident|notification)\.([a-z]+(?:-[a-z]+)*)\.v([1-9]\d*)"
+)
+_FAMILY_TOPIC: dict[str, Topic] = {"incident": INCIDENT_EVENTS, "notification": NOTIFICATION_EVENTS}
+
+Producer = Literal["intake", "triage", "notify", "analytics"]
+Channel = Literal["http", "open311", "kafka"]
+NotificationChannel = Literal["webhook", "cap", "email"]
+IncidentStatus = Literal[
+    "reported",
+    "triaged",
+    "acknowledged",
+    "in_progress",
+    "on_hold",
+    "reopened",
+    "merged",
+    "resolved",
+    "cancelled",
+]
+
+OPERATIONAL = restricted(Profile.OPERATIONAL)
+OPERATIONAL_PERSONAL = restricted(Profile.OPERATIONAL, personal=True)
+FULL_PERSONAL = restricted(Profile.FULL, personal=True)
+
+
+def _to_utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
+"""Timezone-aware (naive is rejected), normalised to UTC, so it serialises with 'Z'."""
+
+
+def _known_category(code: str) -> str:
+    try:
+        taxonomy().category(code)
+    except KeyError as exc:
+        raise ValueError(exc.args[0]) from None
+    return code
+
+
+def _known_recipient(code: str) -> str:
+    try:
+        taxonomy().recipient(code)
+    except KeyError as exc:
+        raise ValueError(exc.args[0]) from None
+    return code
+
+
+CategoryCode = Annotated[
+    str,
+    AfterValidator(_known_category),
+    WithJsonSchema({"type": "string", "enum": list(taxonomy().category_codes)}),
+]
+"""A category code of the taxonomy (``hic.woninginbraak``, ``overig``, ...)."""
+
+# Recipient codes are checked against the taxonomy at run time; the schema stays a plain
+# string so that adding a recipient to the taxonomy is not a schema change.
+RecipientCode = Annotated[str, StringConstraints(max_length=100), AfterValidator(_known_recipient)]
+"""A concrete recipient code of the taxonomy (``politie.wijkagent.WK039201``, ...)."""
+
+BuurtCode = Annotated[str, StringConstraints(pattern=r"^BU\d{8}$")]
+WijkCode = Annotated[str, StringConstraints(pattern=r"^WK\d{6}$")]
+PartnerCode = Annotated[str, StringConstraints(pattern=rf"^{PLACEHOLDERS['partner']}$")]
+Probability = Annotated[float, Field(ge=0, le=1)]
+AttributeValue = Annotated[str, StringConstraints(max_length=1000)] | int | float | bool
+SchemaVersion1 = Annotated[
+    Literal[1], Field(description="Version of the event's schema: the vN at the end of ce_type.")
+]
+
+
+def _open_to_additions(schema: dict[str, Any]) -> None:
+    # Readers ignore fields they do not know; the published schema says the same.
+    schema.pop("additionalProperties", None)
+
+
+class Body(BaseModel):
+    """Base of every event and nested part: immutable, documented, JSON-safe numbers."""
+
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        allow_inf_nan=False,
+        use_attribute_docstrings=True,
+        json_schema_extra=_open_to_additions,
+    )
+
+
+# --- nested parts ----------------------------------------------------------------------------
+
+
+class Location(Body):
+    """Where the incident is, and how the platform resolved that to buurt and wijk."""
+
+    lat: float | None = Field(default=None, ge=-90, le=90, json_schema_extra=OPERATIONAL)
+    """Latitude, WGS84 decimal degrees; given together with lon."""
+    lon: float | None = Field(default=None, ge=-180, le=180, json_schema_extra=OPERATIONAL)
+    """Longitude, WGS84 decimal degrees; given together with lat."""
+    address: str | None = Field(default=None, max_length=500, json_schema_extra=OPERATIONAL)
+    """Address text as reported; never geocoded by guessing."""
+    buurt_code: BuurtCode | None = None
+    """CBS buurt code (``BU03920102``), when known."""
+    wijk_code: WijkCode | None = None
+    """CBS wijk code (``WK039201``), when known; always the wijk of buurt_code."""
+    resolution: Literal["point", "buurt", "address_unresolved", "none"]
+    """What the buurt and wijk were resolved from: a point, a given buurt code, an address
+    that was not resolved, or nothing."""
+    inside_haarlem: bool | None = None
+    """False for a location outside Haarlem (kept, not dropped); None when unknown."""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if (self.lat is None) != (self.lon is None):
+            raise ValueError("lat and lon are given together or not at all")
+        if self.resolution == "point" and self.lat is None:
+            raise ValueError("resolution 'point' needs lat and lon")
+        if self.resolution == "buurt" and self.buurt_code is None:
+            raise ValueError("resolution 'buurt' needs buurt_code")
+        if self.buurt_code and self.wijk_code and self.wijk_code[2:] != self.buurt_code[2:8]:
+            raise ValueError(f"wijk_code {self.wijk_code} is not the wijk of {self.buurt_code}")
+        return self
+
+
+class Flags(Body):
+    """Circumstances that raise the priority (DOMAIN.md "Priorities")."""
+
+    in_progress: bool = False
+    """It is happening now."""
+    weapon: bool = False
+    """A weapon is involved."""
+    injuries: bool = False
+    """Someone is injured."""
+    public_task_victim: bool = False
+    """The victim is a worker with a public task (VPT)."""
+    victim_role: str | None = Field(default=None, max_length=100, json_schema_extra=OPERATIONAL)
+    """The public-task role of the victim (teacher, BOA, bus driver, ...), if any."""
+
+
+class Reporter(Body):
+    """Contact details of the person who reported: personal data, full profile only."""
+
+    name: str | None = Field(default=None, max_length=200, json_schema_extra=FULL_PERSONAL)
+    """Name of the reporter."""
+    phone: str | None = Field(default=None, max_length=50, json_schema_extra=FULL_PERSONAL)
+    """Phone number of the reporter."""
+    email: str | None = Field(default=None, max_length=254, json_schema_extra=FULL_PERSONAL)
+    """E-mail address of the reporter."""
+
+
+class CategoryProbability(Body):
+    """One candidate category of the classifier."""
+
+    category: CategoryCode
+    """Candidate category code."""
+    probability: Probability
+    """The classifier's probability for it, 0..1."""
+
+
+class Recipient(Body):
+    """A recipient of an incident and the disclosure profile it is served with."""
+
+    code: RecipientCode
+    """Recipient code of the taxonomy."""
+    profile: Profile
+    """Disclosure profile the recipient gets (full, operational, coarse)."""
+
+
+# --- the common envelope ---------------------------------------------------------------------
+
+
+class Event(Body):
+    """Fields every event carries. Abstract: concrete events are in :data:`REGISTRY`."""
+
+    ce_type: ClassVar[str]
+    topic: ClassVar[Topic]
+
+    event_id: UUID
+    """Unique id of this event; the CloudEvents id. Consumers deduplicate on it."""
+    incident_id: UUID
+    """The incident the event is about; the Kafka key and the CloudEvents subject."""
+    occurred_at: UtcDatetime
+    """When the fact happened; the CloudEvents time."""
+    recorded_at: UtcDatetime
+    """When the producing service recorded the fact."""
+    producer: Producer
+    """The service that produced the event; must publish on the event's topic."""
+    schema_version: int
+    """Version of this event's schema; the same as the ``.vN`` of its ce_type."""
+
+    @model_validator(mode="after")
+    def _producer_publishes_topic(self) -> Self:
+        if self.producer not in self.topic.publishers:
+            raise ValueError(
+                f"producer {self.producer!r} does not publish on {self.topic.name} "
+                f"(publishers: {', '.join(self.topic.publishers)})"
+            )
+        return self
+
+
+class IncidentEvent(Event):
+    topic: ClassVar[Topic] = INCIDENT_EVENTS
+
+
+class NotificationEvent(Event):
+    topic: ClassVar[Topic] = NOTIFICATION_EVENTS
+
+    message_id: UUID
+    """The notification: one per incident, recipient and update; the same on every attempt."""
+    recipient: RecipientCode
+    """Recipient code of the taxonomy."""
+
+
+EventClass = TypeVar("EventClass", bound=type[Event])
+
+REGISTRY: dict[str, type[Event]] = {}
+"""ce_type -> event class, every version the platform can read."""
+
+
+def register(cls: EventClass) -> EventClass:
+    """Add an event class to :data:`REGISTRY`, checking its type name, topic and version."""
+    match = _CE_TYPE.fullmatch(cls.ce_type)
+    if match is None:
+        raise TypeError(
+            f"{cls.__name__}: ce_type {cls.ce_type!r} does not match {_CE_TYPE.pattern}"
+        )
+    family, _fact, version = match.groups()
+    if cls.topic is not _FAMILY_TOPIC[family]:
+        raise TypeError(f"{cls.__name__}: {family} events belong on {_FAMILY_TOPIC[family].name}")
+    if cls.model_fields["schema_version"].default != int(version):
+        raise TypeError(f"{cls.__name__}: schema_version default must be {version}")
+    if cls.ce_type in REGISTRY:
+        raise TypeError(f"{cls.__name__}: {cls.ce_type} is already registered")
+    REGISTRY[cls.ce_type] = cls
+    return cls
+
+
+def _different(a: Any, b: Any, what: str) -> None:
+    if a == b:
+        raise ValueError(f"{what}: old and new are the same ({a})")
+
+
+# --- incident events -------------------------------------------------------------------------
+
+
+@register
+class IncidentReported(IncidentEvent):
+    """A partner reported an incident and intake accepted it: the first fact of an incident."""
+
+    ce_type: ClassVar[str] = "nl.haarlem.veilig.incident.reported.v1"
+    schema_version: SchemaVersion1 = 1
+
+    occurred_at: UtcDatetime
+    """When the incident happened as the partner reported it (else when it was received)."""
+    partner: PartnerCode = Field(json_schema_extra=OPERATIONAL)
+    """Code of the partner system that reported (a small partner could identify the reporter)."""
+    channel: Channel
+    """How the report came in: partner HTTP API, Open311, or the Kafka submissions topic."""
+    external_id: str = Field(min_length=1, max_length=200, json_schema_extra=OPERATIONAL)
+    """The partner's own id of the report; with partner the idempotency key."""
+    description: str = Field(max_length=4000, json_schema_extra=OPERATIONAL)
+    """Free text of the report. May contain names: never for coarse recipients."""
+    category_hint: CategoryCode | None = None
+    """The category the partner suggested, if any; triage decides."""
+    location: Location
+    """Where it happened."""
+    flags: Flags = Field(default_factory=Flags)
+    """Circumstances that raise the priority."""
+    reporter_sealed: str | None = Field(
+        default=None, max_length=4000, json_schema_extra=FULL_PERSONAL
+    )
+    """The reporter's contact details (a Reporter as JSON) sealed with the platform's PII key.
+    This is how they travel and are stored: dropping the key purges them everywhere."""
+    reporter: Reporter | None = Field(default=None, json_schema_extra=FULL_PERSONAL)
+    """The reporter's contact details in the clear, only where they were opened for a full
+    recipient; never published in the clear."""
+    attributes: dict[
+        Annotated[str, StringConstraints(min_length=1, max_length=64)], AttributeValue
+    ] = Field(default_factory=dict, max_length=50, json_schema_extra=OPERATIONAL)
+    """Partner-specific extra data (Open311 attributes and the like)."""
+
+
+@register
+class IncidentTriaged(IncidentEvent):
+    """Triage classified the incident, set its priority and deadlines and chose recipients."""
+
+    ce_type: ClassVar[str] = "nl.haarlem.veilig.incident.triaged.v1"
+    schema_version: SchemaVersion1 = 1
+
+    category: CategoryCode
+    """The category triage chose."""
+    priority: Priority
+    """P1 (acute) .. P4 (planned)."""
+    confidence: Probability
+    """Confidence of the classification, 0..1."""
+    reasons: tuple[Annotated[str, StringConstraints(max_length=500)], ...] = Field(
+        default=(), max_length=20, json_schema_extra=OPERATIONAL
+    )
+    """Why: matched rules and terms, priority raises. May quote the report's text."""
+    top_categories: tuple[CategoryProbability, ...] = Field(default=(), max_length=3)
+    """The classifier's best three candidates, most probable first."""
+    needs_review: bool
+    """A human must look at it (low confidence, category overig, ...)."""
+    buurt_code: BuurtCode | None = None
+    """The incident's buurt, when known."""
+    wijk_code: WijkCode | None = None
+    """The incident's wijk, when known."""
+    acknowledge_by: UtcDatetime
+    """A recipient must acknowledge before this, else it escalates (P1, P2)."""
+    handle_by: UtcDatetime
+    """The incident must be handled before this."""
+    recipients: tuple[Recipient, ...] = Field(default=(), json_schema_extra=OPERATIONAL)
+    """Who is informed, each with its disclosure profile."""
+    report_count: int = Field(default=1, ge=1)
+    """Independent reports of this incident so far."""
+
+
+@register
+class IncidentMerged(IncidentEvent):
+    """A later incident was found to be a duplicate and linked to this (the first) incident."""
+
+    ce_type: ClassVar[str] = "nl.haarlem.veilig.incident.merged.v1"
+    schema_version: SchemaVersion1 = 1
+
+    duplicate_incident_id: UUID
+    """The incident merged into incident_id; it is closed as a duplicate."""
+    report_count: int = Field(ge=2)
+    """Independent reports of incident_id after the merge."""
+    actor: str | None = Field(default=None, max_length=100, json_schema_extra=OPERATIONAL_PERSONAL)
+    """Triage staff member who merged; None when merged automatically."""
+    reason: str | None = Field(default=None, max_length=1000, json_schema_extra=OPERATIONAL)
+    """Why the incidents are the same."""
+
+    @model_validator(mode="after")
+    def _not_itself(self) -> Self:
+        if self.duplicate_incident_id == self.incident_id:
+            raise ValueError("an incident cannot be merged into itself")
+        return self
+
+
+@register
+class IncidentReclassified(IncidentEvent):
+    """A person changed the incident's category."""
+
+    ce_type: ClassVar[str] = "nl.haarlem.veilig.incident.reclassified.v1"
+    schema_version: SchemaVersion1 = 1
+
+    old_category: CategoryCode
+    """The category before."""
+    new_category: CategoryCode
+    """The category now."""
+    actor: str = Field(min_length=1, max_length=100, json_schema_extra=OPERATIONAL_PERSONAL)
+    """Triage staff member who reclassified."""
+    reason: str | None = Field(default=None, max_length=1000, json_schema_extra=OPERATIONAL)
+    """Why."""
+
+    @model_validator(mode="after")
+    def _changed(self) -> Self:
+        _different(self.old_category, self.new_category, "category")
+        return self
+
+
+@register
+class IncidentPriorityChanged(IncidentEvent):
+    """The incident's priority went up or down, with new deadlines."""
+
+    ce_type: ClassVar[str] = "nl.haarlem.veilig.incident.priority-changed.v1"
+    schema_version: SchemaVersion1 = 1
+
+    old_priority: Priority
+    """The priority before."""
+    new_priority: Priority
+    """The priority now."""
+    acknowledge_by: UtcDatetime
+    """New acknowledge deadline."""
+    handle_by: UtcDatetime
+    """New handle deadline."""
+    actor: str | None = Field(default=None, max_length=100, json_schema_extra=OPERATIONAL_PERSONAL)
+    """Triage staff member who changed it; None for an automatic change (more reports)."""
+    reason: str | None = Field(default=None, max_length=1000, json_schema_extra=OPERATIONAL)
+    """Why."""
+
+    @model_validator(mode="after")
+    def _changed(self) -> Self:
+        _different(self.old_priority, self.new_priority, "priority")
+        return self
+
+
+@register
+class IncidentStatusChanged(IncidentEvent):
+    """The incident's status changed.
+
+    Transitions that are facts of their own come as those events (triaged, merged,
+    acknowledged, resolved); this one carries the others (in_progress, on_hold, reopened,
+    cancelled).
+    """
+
+    ce_type: ClassVar[str] = "nl.haarlem.veilig.incident.status-changed.v1"
+    schema_version: SchemaVersion1 = 1
+
+    old_status: IncidentStatus
+    """The status before."""
+    new_status: IncidentStatus
+    """The status now."""
+    actor: str | None = Field(default=None, max_length=100, json_schema_extra=OPERATIONAL_PERSONAL)
+    """Who changed it; None for an automatic change."""
+    reason: str | None = Field(default=None, max_length=1000, json_schema_extra=OPERATIONAL)
+    """Why."""
+
+    @model_validator(mode="after")
+    def _changed(self) -> Self:
+        _different(self.old_status, self.new_status, "status")
+        return self
+
+
+@register
+class IncidentAcknowledged(IncidentEvent):
+    """A recipient took responsibility for the incident; escalation stops."""
+
+    ce_type: ClassVar[str] = "nl.haarlem.veilig.incident.acknowledged.v1"
+    schema_version: SchemaVersion1 = 1
+
+    recipient: RecipientCode
+    """The recipient that acknowledged."""
+    acknowledged_by: str | None = Field(
+        default=None, max_length=100, json_schema_extra=OPERATIONAL_PERSONAL
+    )
+    """The person at the recipient, if the recipient said."""
+    message_id: UUID | None = None
+    """The notification that was acknowledged, if it came through one."""
+
+
+@register
+class IncidentResolved(IncidentEvent):
+    """The incident is closed with an outcome."""
+
+    ce_type: ClassVar[str] = "nl.haarlem.veilig.incident.resolved.v1"
+    schema_version: SchemaVersion1 = 1
+
+    outcome: Literal["handled", "no_action_needed", "referred", "unfounded"]
+    """How it ended: handled, nothing to do, referred elsewhere, or the report was unfounded."""
+    resolved_by: RecipientCode | None = None
+    """The recipient that handled it, if one did."""
+    actor: str | None = Field(default=None, max_length=100, json_schema_extra=OPERATIONAL_PERSONAL)
+    """Who closed it."""
+    note: str | None = Field(default=None, max_length=2000, json_schema_extra=OPERATIONAL)
+    """Closing note."""
+
+
+# --- notification events ---------------------------------------------------------------------
+
+
+@register
+class NotificationDispatched(NotificationEvent):
+    """Notify sent (or re-sent) a notification to a recipient."""
+
+    ce_type: ClassVar[str] = "nl.haarlem.veilig.notification.dispatched.v1"
+    schema_version: SchemaVersion1 = 1
+
+    channel: NotificationChannel
+    """How: Standard Webhooks POST, CAP 1.2 alert, or e-mail."""
+    profile: Profile
+    """The disclosure profile the message was minimised to."""
+    priority: Priority
+    """The incident's priority when sent."""
+    attempt: int = Field(ge=1)
+    """1 for the first attempt."""
+    webhook_id: str | None = Field(default=None, max_length=100)
+    """The ``webhook-id`` header (Standard Webhooks), webhook channel only."""
+    cap_identifier: str | None = Field(default=None, max_length=200)
+    """The CAP alert ``identifier``, CAP channel only."""
+    cap_msg_type: Literal["Alert", "Update", "Cancel"] | None = None
+    """The CAP ``msgType``, CAP channel only."""
+    acknowledge_by: UtcDatetime | None = None
+    """When the recipient must have acknowledged, if it must."""
+
+
+@register
+class NotificationDelivered(NotificationEvent):
+    """The recipient's endpoint accepted the notification."""
+
+    ce_type: ClassVar[str] = "nl.haarlem.veilig.notification.delivered.v1"
+    schema_version: SchemaVersion1 = 1
+
+    channel: NotificationChannel
+    """How it was delivered."""
+    attempt: int = Field(ge=1)
+    """The attempt that succeeded."""
+    status_code: int | None = Field(default=None, ge=100, le=599)
+    """HTTP status of the endpoint's answer (webhook, CAP)."""
+
+
+@register
+class NotificationFailed(NotificationEvent):
+    """An attempt to deliver a notification failed."""
+
+    ce_type: ClassVar[str] = "nl.haarlem.veilig.notification.failed.v1"
+    schema_version: SchemaVersion1 = 1
+
+    channel: NotificationChannel
+    """How it was tried."""
+    attempt: int = Field(ge=1)
+    """The attempt that failed."""
+    error: str = Field(max_length=2000, json_schema_extra=OPERATIONAL)
+    """What went wrong (status, timeout, refused, ...)."""
+    status_code: int | None = Field(default=None, ge=100, le=599)
+    """HTTP status of the endpoint's answer, if there was one."""
+    final: bool
+    """No more attempts follow; escalation takes over."""
+    next_attempt_at: UtcDatetime | None = None
+    """When the next attempt is due, unless final."""
+
+
+@register
+class NotificationEscalated(NotificationEvent):
+    """A notification was not acknowledged or not delivered in time; others were alerted."""
+
+    ce_type: ClassVar[str] = "nl.haarlem.veilig.notification.escalated.v1"
+    schema_version: SchemaVersion1 = 1
+
+    level: int = Field(ge=1)
+    """Escalation level: 1 for the first escalation of this notification."""
+    reason: Literal["not_acknowledged", "delivery_failed"]
+    """Why it escalated."""
+    escalated_to: tuple[RecipientCode, ...] = Field(min_length=1)
+    """Who is alerted now."""
+    deadline: UtcDatetime | None = None
+    """The acknowledge deadline that passed, for not_acknowledged."""
+
+
+@register
+class NotificationAcknowledged(NotificationEvent):
+    """The recipient acknowledged the notification."""
+
+    ce_type: ClassVar[str] = "nl.haarlem.veilig.notification.acknowledged.v1"
+    schema_version: SchemaVersion1 = 1
+
+    channel: NotificationChannel
+    """The channel the acknowledgement came through."""
+    acknowledged_by: str | None = Field(
+        default=None, max_length=100, json_schema_extra=OPERATIONAL_PERSONAL
+    )
+    """The person at the recipient, if the recipient said."""

@@ -1,0 +1,140 @@
+"""RFC 9457 problem details for every HTTP API of the platform.
+
+Every error a client sees is ``application/problem+json`` with ``type``, ``title``,
+``status``, ``detail`` and, for invalid input, ``errors``: one ``{"field", "reason"}`` per
+problem, the field written as a dotted path into the request (``location.lat``,
+``reports.3.description``), so a partner sees which field is wrong and why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+PROBLEM_JSON = "application/problem+json"
+TYPE_BASE = "https://veilig.haarlem.nl/problems/"
+
+
+class FieldError(BaseModel):
+    field: str
+    reason: str
+
+
+class ProblemDetails(BaseModel):
+    """RFC 9457 problem details."""
+
+    type: str
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
+    errors: list[FieldError] | None = None
+
+
+class Problem(Exception):
+    """Raise to answer with a problem document."""
+
+    def __init__(
+        self,
+        status: int,
+        slug: str,
+        title: str,
+        detail: str | None = None,
+        *,
+        errors: Sequence[FieldError] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail or title)
+        self.status = status
+        self.slug = slug
+        self.title = title
+        self.detail = detail
+        self.errors = list(errors) if errors else None
+        self.headers = dict(headers or {})
+
+
+def field_path(loc: Iterable[Any]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "form")]
+    return ".".join(parts) or "body"
+
+
+def field_errors(errors: Iterable[Mapping[str, Any]], prefix: str = "") -> list[FieldError]:
+    result = []
+    for error in errors:
+        path = field_path(error.get("loc", ()))
+        reason = str(error.get("msg", "invalid"))
+        # pydantic prefixes validator messages with "Value error, ": noise for a partner.
+        reason = reason.removeprefix("Value error, ")
+        result.append(FieldError(field=f"{prefix}{path}" if prefix else path, reason=reason))
+    return result
+
+
+def validation_problem(exc: ValidationError | RequestValidationError, prefix: str = "") -> Problem:
+    errors = field_errors(exc.errors(), prefix)
+    return Problem(
+        422,
+        "invalid-request",
+        "The request is not valid",
+        "; ".join(f"{e.field}: {e.reason}" for e in errors),
+        errors=errors,
+    )
+
+
+def problem_response(problem: Problem, instance: str | None = None) -> JSONResponse:
+    body = ProblemDetails(
+        type=TYPE_BASE + problem.slug,
+        title=problem.title,
+        status=problem.status,
+        detail=problem.detail,
+        instance=instance,
+        errors=problem.errors,
+    )
+    return JSONResponse(
+        body.model_dump(exclude_none=True),
+        status_code=problem.status,
+        media_type=PROBLEM_JSON,
+        headers=problem.headers,
+    )
+
+
+_SLUGS = {
+    400: ("bad-request", "Bad request"),
+    401: ("unauthenticated", "Missing or invalid credentials"),
+    403: ("forbidden", "Not allowed"),
+    404: ("not-found", "Not found"),
+    405: ("method-not-allowed", "Method not allowed"),
+    409: ("conflict", "Conflict"),
+    413: ("too-large", "Request too large"),
+    415: ("unsupported-media-type", "Unsupported media type"),
+    429: ("rate-limited", "Too many requests"),
+    503: ("unavailable", "Service unavailable"),
+}
+
+
+def install(app: FastAPI) -> None:
+    """Answer every error of ``app`` as problem details."""
+
+    async def on_problem(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, Problem)
+        return problem_response(exc, request.url.path)
+
+    async def on_validation(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        return problem_response(validation_problem(exc), request.url.path)
+
+    async def on_http(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        slug, title = _SLUGS.get(exc.status_code, ("error", "Error"))
+        detail = exc.detail if isinstance(exc.detail, str) else None
+        problem = Problem(exc.status_code, slug, title, detail, headers=exc.headers)
+        return problem_response(problem, request.url.path)
+
+    app.add_exception_handler(Problem, on_problem)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http)

@@ -1,0 +1,232 @@
+"""The partner HTTP API (``/v1``): report, report in batches, read back one's own reports."""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Body, Depends, Request, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import ValidationError
+
+from services.common.problems import (
+    FieldError,
+    Problem,
+    ProblemDetails,
+    field_errors,
+)
+from services.common.service import Runtime, runtime
+from services.intake.intake import Outcome, accept
+from services.intake.models import (
+    Accepted,
+    BatchItemResult,
+    BatchResult,
+    HistoryEntry,
+    IncidentStatus,
+    ReportIn,
+)
+from services.intake.partners import Partner, authenticate
+from services.intake.ratelimit import RateLimiter
+
+MAX_BATCH = 500
+PROBLEM = {"model": ProblemDetails, "content": {"application/problem+json": {}}}
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Missing or invalid API key", **PROBLEM},
+    403: {"description": "The key lacks the scope", **PROBLEM},
+    413: {"description": "Request too large", **PROBLEM},
+    422: {"description": "Invalid input: which field and why", **PROBLEM},
+    429: {"description": "Rate limit: retry after Retry-After seconds", **PROBLEM},
+}
+
+router = APIRouter(prefix="/v1", tags=["partner API"])
+bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <API key>`")
+limiter = RateLimiter()
+
+
+async def authenticated(
+    rt: Annotated[Runtime, Depends(runtime)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Partner:
+    partner = await authenticate(rt.pool, credentials.credentials) if credentials else None
+    if partner is None:
+        raise Problem(
+            401,
+            "unauthenticated",
+            "Missing or invalid API key",
+            "send Authorization: Bearer <API key>; keys are issued with `veilig keys issue`",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return partner
+
+
+def require(partner: Partner, scope: str, cost: int = 1) -> None:
+    if scope not in partner.scopes:
+        raise Problem(403, "forbidden", "Not allowed", f"the key lacks the scope {scope}")
+    wait = limiter.take(partner.code, partner.rate_per_minute, cost)
+    if wait:
+        if math.isinf(wait):
+            raise Problem(
+                429,
+                "rate-limited",
+                "Too many requests",
+                f"{cost} reports exceed the limit of {partner.rate_per_minute} a minute; "
+                "send smaller batches",
+            )
+        raise Problem(
+            429,
+            "rate-limited",
+            "Too many requests",
+            f"limit: {partner.rate_per_minute} reports a minute",
+            headers={"Retry-After": str(max(1, math.ceil(wait)))},
+        )
+
+
+def status_url(request: Request, incident_id: UUID) -> str:
+    return str(request.url_for("get_incident", incident_id=incident_id))
+
+
+@router.post(
+    "/incidents",
+    status_code=202,
+    response_model=Accepted,
+    summary="Report one incident",
+    responses={
+        200: {"description": "A repeat of an earlier report: the same incident", "model": Accepted},
+        409: {"description": "The external_id was used for another report", **PROBLEM},
+        **ERRORS,
+    },
+)
+async def post_incident(
+    report: ReportIn,
+    request: Request,
+    response: Response,
+    rt: Annotated[Runtime, Depends(runtime)],
+    partner: Annotated[Partner, Depends(authenticated)],
+) -> Accepted:
+    """Accepted (202) means stored durably: retrying with the same `external_id` and body
+    returns the same incident (200), never a second one."""
+    require(partner, "incidents:write")
+    async with rt.pool.acquire() as conn:
+        (outcome,) = await accept(conn, rt.settings, partner.code, [report], "http")
+    if outcome.result == "conflict":
+        raise Problem(
+            409,
+            "external-id-conflict",
+            "external_id already used for another report",
+            f"external_id {report.external_id!r} was reported before with another body "
+            f"(incident {outcome.incident_id}); use a new external_id for a new report",
+        )
+    if outcome.result == "duplicate":
+        response.status_code = 200
+    return Accepted(
+        incident_id=outcome.incident_id, status_url=status_url(request, outcome.incident_id)
+    )
+
+
+@router.post(
+    "/incidents:batch",
+    response_model=BatchResult,
+    summary="Report up to 500 incidents",
+    responses=ERRORS,
+)
+async def post_batch(
+    request: Request,
+    rt: Annotated[Runtime, Depends(runtime)],
+    partner: Annotated[Partner, Depends(authenticated)],
+    reports: Annotated[
+        list[dict[str, Any]],
+        Body(embed=True, min_length=1, max_length=MAX_BATCH, description="The reports."),
+    ],
+) -> BatchResult:
+    """Every report is judged on its own: one invalid report does not reject the others."""
+    require(partner, "incidents:write", cost=len(reports))
+    results: list[BatchItemResult | None] = [None] * len(reports)
+    valid: list[tuple[int, ReportIn]] = []
+    for index, item in enumerate(reports):
+        try:
+            valid.append((index, ReportIn.model_validate(item)))
+        except ValidationError as exc:
+            errors = field_errors(exc.errors(), prefix=f"reports.{index}.")
+            external = item.get("external_id") if isinstance(item, dict) else None
+            results[index] = BatchItemResult(
+                index=index,
+                external_id=external if isinstance(external, str) else None,
+                result="invalid",
+                errors=[e.model_dump() for e in errors],
+            )
+    if valid:
+        async with rt.pool.acquire() as conn:
+            outcomes = await accept(conn, rt.settings, partner.code, [r for _, r in valid], "http")
+        for (index, _), outcome in zip(valid, outcomes, strict=True):
+            results[index] = _item(request, index, outcome)
+    done = [r for r in results if r is not None]
+    return BatchResult(
+        accepted=sum(r.result == "accepted" for r in done),
+        duplicate=sum(r.result == "duplicate" for r in done),
+        invalid=sum(r.result == "invalid" for r in done),
+        conflict=sum(r.result == "conflict" for r in done),
+        results=done,
+    )
+
+
+def _item(request: Request, index: int, outcome: Outcome) -> BatchItemResult:
+    conflict = outcome.result == "conflict"
+    return BatchItemResult(
+        index=index,
+        external_id=outcome.external_id,
+        result=outcome.result,
+        incident_id=outcome.incident_id,
+        status_url=None if conflict else status_url(request, outcome.incident_id),
+        errors=[
+            FieldError(
+                field=f"reports.{index}.external_id",
+                reason="used before for another report",
+            ).model_dump()
+        ]
+        if conflict
+        else None,
+    )
+
+
+@router.get(
+    "/incidents/{incident_id}",
+    response_model=IncidentStatus,
+    name="get_incident",
+    summary="Status and public history of one's own report",
+    responses={404: {"description": "No such report of this partner", **PROBLEM}, **ERRORS},
+)
+async def get_incident(
+    incident_id: UUID,
+    rt: Annotated[Runtime, Depends(runtime)],
+    partner: Annotated[Partner, Depends(authenticated)],
+) -> IncidentStatus:
+    """Only the partner that sent a report can read it; to anyone else it does not exist
+    (404, not 403, so that incident ids reveal nothing)."""
+    require(partner, "incidents:read")
+    status = await read_status(rt, partner.code, incident_id)
+    if status is None:
+        raise Problem(404, "not-found", "Not found", f"no report {incident_id} of yours")
+    return status
+
+
+async def read_status(rt: Runtime, partner: str, incident_id: UUID) -> IncidentStatus | None:
+    receipt = await rt.pool.fetchrow(
+        "SELECT external_id, received_at FROM receipts WHERE incident_id = $1 AND partner = $2",
+        incident_id,
+        partner,
+    )
+    if receipt is None:
+        return None
+    rows = await rt.pool.fetch(
+        "SELECT at, status, note FROM public_history WHERE incident_id = $1 ORDER BY at, seq",
+        incident_id,
+    )
+    history = [HistoryEntry(at=r["at"], status=r["status"], note=r["note"]) for r in rows]
+    return IncidentStatus(
+        incident_id=incident_id,
+        external_id=receipt["external_id"],
+        status=history[-1].status if history else "received",
+        received_at=receipt["received_at"],
+        history=history,
+    )

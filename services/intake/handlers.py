@@ -1,0 +1,196 @@
+"""Intake's Kafka consumers.
+
+- ``incident-submissions``: partner systems produce JSON reports (the partner API's body),
+  keyed ``<partner>:<external_id>``; valid ones take the same path as HTTP reports, invalid
+  ones go to the dead-letter topic with the reason, and consumption goes on.
+- ``incident-events``: what happened to a report after intake, kept as the public history
+  that a partner reads back through ``GET /v1/incidents/{id}`` and Open311.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import asyncpg
+from aiokafka import ConsumerRecord
+from faststream.kafka import KafkaRouter
+from pydantic import ValidationError
+
+from schemas.events import (
+    Event,
+    IncidentAcknowledged,
+    IncidentMerged,
+    IncidentResolved,
+    IncidentStatusChanged,
+    IncidentTriaged,
+)
+from schemas.taxonomy import taxonomy
+from schemas.topics import INCIDENT_EVENTS, INCIDENT_SUBMISSIONS
+from services.common.consumer import (
+    Incoming,
+    PoisonMessage,
+    Rejected,
+    batch_consumer,
+    event_parser,
+)
+from services.common.outbox import claim
+from services.common.problems import field_errors
+from services.common.service import Runtime
+from services.intake.intake import accept
+from services.intake.models import ReportIn
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    partner: str
+    report: ReportIn
+
+
+def parse_submission(record: ConsumerRecord[bytes, bytes]) -> Submission:
+    key = (record.key or b"").decode("utf-8", errors="replace")
+    partner, sep, external_id = key.partition(":")
+    if not sep or not partner or not external_id:
+        raise PoisonMessage(f"key {key!r} is not '<partner>:<external_id>'", kind="invalid-key")
+    try:
+        body = json.loads(record.value or b"")
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise PoisonMessage(f"body is not JSON: {exc}", kind="invalid-json") from exc
+    try:
+        report = ReportIn.model_validate(body)
+    except ValidationError as exc:
+        reasons = "; ".join(f"{e.field}: {e.reason}" for e in field_errors(exc.errors()))
+        raise PoisonMessage(reasons, kind="invalid-report") from exc
+    if report.external_id != external_id:
+        raise PoisonMessage(
+            f"key external_id {external_id!r} differs from body external_id {report.external_id!r}",
+            kind="invalid-key",
+        )
+    return Submission(partner, report)
+
+
+def build_consumers(rt: Runtime) -> KafkaRouter:
+    router = KafkaRouter()
+
+    async def on_submissions(batch: Sequence[Incoming[Submission]]) -> list[Rejected]:
+        rejected: list[Rejected] = []
+        by_partner: dict[str, list[Incoming[Submission]]] = defaultdict(list)
+        for incoming in batch:
+            by_partner[incoming.item.partner].append(incoming)
+        async with rt.pool.acquire() as conn, conn.transaction():
+            known = {
+                row["code"]
+                for row in await conn.fetch(
+                    "SELECT code FROM partners WHERE code = ANY($1::text[]) "
+                    "AND 'incidents:write' = ANY(scopes)",
+                    list(by_partner),
+                )
+            }
+            for partner, items in by_partner.items():
+                if partner not in known:
+                    rejected += [
+                        Rejected(i.record, f"unknown partner {partner!r}", "unknown-partner")
+                        for i in items
+                    ]
+                    continue
+                outcomes = await accept(
+                    conn, rt.settings, partner, [i.item.report for i in items], "kafka"
+                )
+                rejected += [
+                    Rejected(
+                        item.record,
+                        f"external_id {outcome.external_id!r} was used before for another "
+                        f"report (incident {outcome.incident_id})",
+                        "conflict",
+                    )
+                    for item, outcome in zip(items, outcomes, strict=True)
+                    if outcome.result == "conflict"
+                ]
+        return rejected
+
+    batch_consumer(
+        router,
+        rt.broker,
+        rt.settings,
+        "intake",
+        INCIDENT_SUBMISSIONS,
+        parse=parse_submission,
+        handle=on_submissions,
+    )
+
+    async def on_events(batch: Sequence[Incoming[Event]]) -> list[Rejected]:
+        async with rt.pool.acquire() as conn, conn.transaction():
+            fresh = await claim(conn, [i.item.event_id for i in batch])
+            for incoming in batch:
+                if incoming.item.event_id in fresh:
+                    await _record_public(conn, incoming.item)
+        return []
+
+    batch_consumer(
+        router,
+        rt.broker,
+        rt.settings,
+        "intake",
+        INCIDENT_EVENTS,
+        purpose="public-history",
+        parse=event_parser(
+            IncidentTriaged,
+            IncidentMerged,
+            IncidentStatusChanged,
+            IncidentAcknowledged,
+            IncidentResolved,
+        ),
+        handle=on_events,
+    )
+    return router
+
+
+def _public(event: Event) -> tuple[str, str | None]:
+    """The status and a note a reporting partner may read; no internal reasons or names."""
+    match event:
+        case IncidentTriaged():
+            return ("needs_review" if event.needs_review else "triaged"), None
+        case IncidentMerged():
+            return "merged", "gekoppeld aan een eerdere melding van hetzelfde incident"
+        case IncidentStatusChanged():
+            return event.new_status, None
+        case IncidentAcknowledged():
+            return "acknowledged", None
+        case IncidentResolved():
+            return "resolved", event.outcome.replace("_", " ")
+    raise TypeError(type(event).__name__)
+
+
+async def _record_public(conn: asyncpg.Connection, event: Event) -> None:
+    status, note = _public(event)
+    # A merge is news for the later (duplicate) report, which is closed into the first.
+    subject = (
+        event.duplicate_incident_id if isinstance(event, IncidentMerged) else event.incident_id
+    )
+    await conn.execute(
+        "INSERT INTO public_history (incident_id, at, status, note, event_id) "
+        "SELECT $1, $2, $3, $4, $5 WHERE EXISTS "
+        "(SELECT 1 FROM receipts WHERE incident_id = $1) "
+        "ON CONFLICT (event_id) DO NOTHING",
+        subject,
+        event.occurred_at,
+        status,
+        note,
+        event.event_id,
+    )
+    if isinstance(event, IncidentTriaged):
+        agencies = ", ".join(sorted({taxonomy().recipient(r.code).name for r in event.recipients}))
+        await conn.execute(
+            "INSERT INTO public_details (incident_id, category, priority, agencies, updated_at) "
+            "SELECT $1, $2, $3, $4, $5 WHERE EXISTS "
+            "(SELECT 1 FROM receipts WHERE incident_id = $1) "
+            "ON CONFLICT (incident_id) DO UPDATE SET category = $2, priority = $3, "
+            "agencies = $4, updated_at = $5",
+            event.incident_id,
+            event.category,
+            event.priority,
+            agencies or None,
+            event.occurred_at,
+        )

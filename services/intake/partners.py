@@ -1,0 +1,158 @@
+"""Partners and their API keys.
+
+A key reads ``vh_<key id>_<secret>``: the key id finds the row, the secret is checked
+against its SHA-256 in constant time. Secrets are 256 random bits, so a plain hash is enough
+(no password stretching needed) and the database never holds a usable key. Several keys of
+one partner may be active at once, which is how keys are rotated: issue, switch, revoke.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+SCOPES = ("incidents:write", "incidents:read", "open311")
+DEFAULT_SCOPES = SCOPES
+KEY_PATTERN = re.compile(r"^vh_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
+CODE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
+
+
+class PartnerError(ValueError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Partner:
+    code: str
+    name: str
+    kind: str
+    scopes: tuple[str, ...]
+    rate_per_minute: int
+
+
+@dataclass(frozen=True, slots=True)
+class KeyInfo:
+    key_id: str
+    partner: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+def _hash(secret: str) -> bytes:
+    return hashlib.sha256(secret.encode()).digest()
+
+
+def _new_key() -> tuple[str, str, bytes]:
+    key_id = secrets.token_hex(6)
+    secret = secrets.token_urlsafe(32)
+    return key_id, f"vh_{key_id}_{secret}", _hash(secret)
+
+
+async def add_partner(
+    conn: asyncpg.Connection,
+    code: str,
+    *,
+    name: str,
+    kind: str,
+    scopes: tuple[str, ...] = DEFAULT_SCOPES,
+    rate_per_minute: int = 600,
+) -> str:
+    """Create a partner and its first key; returns the key (shown once, never stored)."""
+    if not CODE_PATTERN.match(code):
+        raise PartnerError(
+            f"partner code {code!r}: lower-case letters, digits and '-', 2 to 63 characters"
+        )
+    unknown = set(scopes) - set(SCOPES)
+    if unknown:
+        raise PartnerError(f"unknown scopes {sorted(unknown)}; known: {', '.join(SCOPES)}")
+    async with conn.transaction():
+        try:
+            await conn.execute(
+                "INSERT INTO partners (code, name, kind, scopes, rate_per_minute) "
+                "VALUES ($1, $2, $3, $4, $5)",
+                code,
+                name,
+                kind,
+                list(scopes),
+                rate_per_minute,
+            )
+        except asyncpg.UniqueViolationError as exc:
+            raise PartnerError(f"partner {code!r} exists already") from exc
+        return await _insert_key(conn, code)
+
+
+async def issue_key(conn: asyncpg.Connection, partner: str) -> str:
+    if await conn.fetchval("SELECT 1 FROM partners WHERE code = $1", partner) is None:
+        raise PartnerError(f"no partner {partner!r}")
+    return await _insert_key(conn, partner)
+
+
+async def _insert_key(conn: asyncpg.Connection, partner: str) -> str:
+    key_id, key, digest = _new_key()
+    await conn.execute(
+        "INSERT INTO api_keys (key_id, partner, secret_hash) VALUES ($1, $2, $3)",
+        key_id,
+        partner,
+        digest,
+    )
+    return key
+
+
+async def revoke_key(conn: asyncpg.Connection, key_id: str) -> None:
+    done = await conn.fetchval(
+        "UPDATE api_keys SET revoked_at = now() WHERE key_id = $1 AND revoked_at IS NULL "
+        "RETURNING key_id",
+        key_id,
+    )
+    if done is None:
+        raise PartnerError(f"no active key {key_id!r}")
+
+
+async def list_keys(conn: asyncpg.Connection, partner: str | None = None) -> list[KeyInfo]:
+    rows = await conn.fetch(
+        "SELECT key_id, partner, created_at, revoked_at FROM api_keys "
+        "WHERE $1::text IS NULL OR partner = $1 ORDER BY partner, created_at",
+        partner,
+    )
+    return [KeyInfo(**dict(row)) for row in rows]
+
+
+async def list_partners(conn: asyncpg.Connection) -> list[Partner]:
+    rows = await conn.fetch(
+        "SELECT code, name, kind, scopes, rate_per_minute FROM partners ORDER BY code"
+    )
+    return [_partner(row) for row in rows]
+
+
+def _partner(row: asyncpg.Record) -> Partner:
+    return Partner(
+        code=row["code"],
+        name=row["name"],
+        kind=row["kind"],
+        scopes=tuple(row["scopes"]),
+        rate_per_minute=row["rate_per_minute"],
+    )
+
+
+async def authenticate(conn: asyncpg.Connection | asyncpg.Pool, key: str) -> Partner | None:
+    """The partner owning an active ``key``, or None (unknown, malformed or revoked)."""
+    match = KEY_PATTERN.match(key)
+    if not match:
+        return None
+    row = await conn.fetchrow(
+        "SELECT k.secret_hash, p.code, p.name, p.kind, p.scopes, p.rate_per_minute "
+        "FROM api_keys k JOIN partners p ON p.code = k.partner "
+        "WHERE k.key_id = $1 AND k.revoked_at IS NULL",
+        match[1],
+    )
+    # Hash and compare even without a row, so timing does not tell which key ids exist.
+    expected = row["secret_hash"] if row else b"\0" * 32
+    if not hmac.compare_digest(_hash(match[2]), expected) or row is None:
+        return None
+    return _partner(row)
