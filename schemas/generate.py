@@ -25,6 +25,7 @@ from schemas.compat import breaking_changes
 from schemas.envelope import SOURCE_PREFIX, SPECVERSION, encode
 from schemas.events import REGISTRY, Event
 from schemas.examples import EXAMPLES
+from schemas.submission import IncidentSubmission
 from schemas.topics import ALL_TOPICS, INCIDENT_SUBMISSIONS, Topic
 
 ROOT = Path(__file__).parent
@@ -138,10 +139,10 @@ def _submission_message() -> dict[str, Any]:
         "name": SUBMISSION,
         "title": "Incident submission",
         "summary": "A partner's raw report, produced directly to Kafka.",
-        "description": "Validated by intake against its partner API contract (OpenAPI), which "
-        "defines the fields; intake turns an accepted submission into IncidentReported.",
+        "description": "The same body as the partner API's POST /v1/incidents; intake turns an "
+        "accepted submission into IncidentReported and dead-letters an invalid one.",
         "contentType": "application/json",
-        "payload": {"type": "object"},
+        "payload": {"$ref": "#/components/schemas/IncidentSubmission"},
         "bindings": {
             "kafka": {
                 "key": {"type": "string", "description": "partner:external_id"},
@@ -161,7 +162,7 @@ def _topic_messages(topic: Topic, by_name: dict[str, Topic]) -> list[str]:
 def asyncapi_document() -> dict[str, Any]:
     """The AsyncAPI 3.0 document of the whole platform, from topics.py and the registry."""
     _, defs = models_json_schema(
-        [(cls, "validation") for cls in REGISTRY.values()],
+        [(cls, "validation") for cls in (*REGISTRY.values(), IncidentSubmission)],
         ref_template="#/components/schemas/{model}",
     )
     messages: dict[str, Any] = {cls.__name__: _event_message(cls) for cls in REGISTRY.values()}

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Body, Depends, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import ValidationError
 
+from schemas.submission import IncidentSubmission
 from services.common.problems import (
     FieldError,
     Problem,
@@ -24,7 +25,6 @@ from services.intake.models import (
     BatchResult,
     HistoryEntry,
     IncidentStatus,
-    ReportIn,
 )
 from services.intake.partners import Partner, authenticate
 from services.intake.ratelimit import RateLimiter
@@ -32,6 +32,7 @@ from services.intake.ratelimit import RateLimiter
 MAX_BATCH = 500
 PROBLEM = {"model": ProblemDetails, "content": {"application/problem+json": {}}}
 ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "The body is not JSON", **PROBLEM},
     401: {"description": "Missing or invalid API key", **PROBLEM},
     403: {"description": "The key lacks the scope", **PROBLEM},
     413: {"description": "Request too large", **PROBLEM},
@@ -98,7 +99,7 @@ def status_url(request: Request, incident_id: UUID) -> str:
     },
 )
 async def post_incident(
-    report: ReportIn,
+    report: IncidentSubmission,
     request: Request,
     response: Response,
     rt: Annotated[Runtime, Depends(runtime)],
@@ -142,10 +143,10 @@ async def post_batch(
     """Every report is judged on its own: one invalid report does not reject the others."""
     require(partner, "incidents:write", cost=len(reports))
     results: list[BatchItemResult | None] = [None] * len(reports)
-    valid: list[tuple[int, ReportIn]] = []
+    valid: list[tuple[int, IncidentSubmission]] = []
     for index, item in enumerate(reports):
         try:
-            valid.append((index, ReportIn.model_validate(item)))
+            valid.append((index, IncidentSubmission.model_validate(item)))
         except ValidationError as exc:
             errors = field_errors(exc.errors(), prefix=f"reports.{index}.")
             external = item.get("external_id") if isinstance(item, dict) else None

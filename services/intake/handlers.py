@@ -27,6 +27,7 @@ from schemas.events import (
     IncidentStatusChanged,
     IncidentTriaged,
 )
+from schemas.submission import IncidentSubmission
 from schemas.taxonomy import taxonomy
 from schemas.topics import INCIDENT_EVENTS, INCIDENT_SUBMISSIONS
 from services.common.consumer import (
@@ -40,13 +41,12 @@ from services.common.outbox import claim
 from services.common.problems import field_errors
 from services.common.service import Runtime
 from services.intake.intake import accept
-from services.intake.models import ReportIn
 
 
 @dataclass(frozen=True, slots=True)
 class Submission:
     partner: str
-    report: ReportIn
+    report: IncidentSubmission
 
 
 def parse_submission(record: ConsumerRecord[bytes, bytes]) -> Submission:
@@ -59,7 +59,7 @@ def parse_submission(record: ConsumerRecord[bytes, bytes]) -> Submission:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise PoisonMessage(f"body is not JSON: {exc}", kind="invalid-json") from exc
     try:
-        report = ReportIn.model_validate(body)
+        report = IncidentSubmission.model_validate(body)
     except ValidationError as exc:
         reasons = "; ".join(f"{e.field}: {e.reason}" for e in field_errors(exc.errors()))
         raise PoisonMessage(reasons, kind="invalid-report") from exc

@@ -24,10 +24,10 @@ from prometheus_client import Counter
 from schemas.envelope import encode
 from schemas.events import Flags, IncidentReported
 from schemas.geo import locate
+from schemas.submission import IncidentSubmission
 from services.common.outbox import OutgoingMessage, enqueue
 from services.common.pii import seal
 from services.common.settings import Settings
-from services.intake.models import ReportIn
 
 Channel = Literal["http", "open311", "kafka"]
 Result = Literal["accepted", "duplicate", "conflict"]
@@ -46,7 +46,7 @@ class Outcome:
     incident_id: UUID
 
 
-def body_hash(report: ReportIn) -> str:
+def body_hash(report: IncidentSubmission) -> str:
     """A stable fingerprint of a report's content: equal bodies, equal hashes."""
     canonical = json.dumps(
         report.model_dump(mode="json", exclude_defaults=True),
@@ -65,7 +65,7 @@ def current_trace() -> tuple[str | None, str | None]:
 
 
 def reported_event(
-    report: ReportIn,
+    report: IncidentSubmission,
     *,
     incident_id: UUID,
     partner: str,
@@ -98,7 +98,7 @@ async def accept(
     conn: asyncpg.Connection,
     settings: Settings,
     partner: str,
-    reports: Sequence[ReportIn],
+    reports: Sequence[IncidentSubmission],
     channel: Channel,
 ) -> list[Outcome]:
     """Accept ``reports`` of one partner; one outcome per report, in order."""

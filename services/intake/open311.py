@@ -17,12 +17,12 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 
+from schemas.submission import IncidentSubmission
 from schemas.taxonomy import taxonomy
 from services.common.problems import Problem, field_errors
 from services.common.service import Runtime, runtime
 from services.intake.api import read_status, require
 from services.intake.intake import accept
-from services.intake.models import ReportIn
 from services.intake.partners import Partner, authenticate
 
 router = APIRouter(prefix="/open311/v2", tags=["Open311 GeoReport v2"])
@@ -38,6 +38,23 @@ class Open311Error(Exception):
 
 def open311_error_response(exc: Open311Error) -> JSONResponse:
     return JSONResponse([{"code": exc.code, "description": exc.description}], status_code=exc.code)
+
+
+class Open311ErrorItem(BaseModel):
+    code: int
+    description: str
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"description": what, "model": list[Open311ErrorItem]}
+    for status, what in (
+        (400, "Invalid request: the description says which field and why"),
+        (403, "api_key missing, invalid, or without the open311 scope"),
+        (404, "Unknown service_code or service request"),
+        (409, "attribute[external_id] reused for another request"),
+        (429, "Rate limit"),
+    )
+}
 
 
 class Service(BaseModel):
@@ -98,6 +115,7 @@ async def _partner(rt: Runtime, api_key: str | None) -> Partner:
     "/requests.json",
     response_model=list[ServiceRequestCreated],
     summary="Create a service request (form-encoded, per GeoReport v2)",
+    responses=ERRORS,
     openapi_extra={
         "requestBody": {
             "content": {
@@ -143,7 +161,7 @@ async def create_request(
     ]
 
 
-def _report(fields: dict[str, str]) -> ReportIn:
+def _report(fields: dict[str, str]) -> IncidentSubmission:
     location: dict[str, Any]
     if "lat" in fields or "long" in fields:
         location = {"lat": fields.get("lat"), "lon": fields.get("long")}
@@ -172,7 +190,7 @@ def _report(fields: dict[str, str]) -> ReportIn:
     if fields.get("service_code") not in taxonomy().category_codes:
         raise Open311Error(404, f"service_code {fields.get('service_code')!r} not found")
     try:
-        return ReportIn.model_validate(raw)
+        return IncidentSubmission.model_validate(raw)
     except ValidationError as exc:
         names = {
             "location.lon": "long",
@@ -190,6 +208,7 @@ def _report(fields: dict[str, str]) -> ReportIn:
     "/requests/{service_request_id}.json",
     response_model=list[ServiceRequest],
     summary="One service request's status (only for the partner that posted it)",
+    responses=ERRORS,
 )
 async def get_request(
     service_request_id: str,
