@@ -44,6 +44,22 @@ _CE_TYPE = re.compile(
 _FAMILY_TOPIC: dict[str, Topic] = {"incident": INCIDENT_EVENTS, "notification": NOTIFICATION_EVENTS}
 
 Producer = Literal["intake", "triage", "notify", "analytics"]
+PartnerKind = Literal[
+    "police",
+    "fire",
+    "enforcement",
+    "school",
+    "horeca",
+    "ov",
+    "care",
+    "sus-team",
+    "buurtpreventie",
+    "buurtpapa",
+    "citizen",
+    "open311",
+    "other",
+]
+"""The kinds of reporting partners (DOMAIN.md "People who use it"); routing rules match on it."""
 Channel = Literal["http", "open311", "kafka"]
 NotificationChannel = Literal["webhook", "cap", "email"]
 IncidentStatus = Literal[
@@ -293,6 +309,9 @@ class IncidentReported(IncidentEvent):
     """When the incident happened as the partner reported it (else when it was received)."""
     partner: PartnerCode = Field(json_schema_extra=OPERATIONAL)
     """Code of the partner system that reported (a small partner could identify the reporter)."""
+    partner_kind: PartnerKind | None = Field(default=None, json_schema_extra=OPERATIONAL)
+    """What kind of partner reported (police, fire, school, ov, buurtpreventie, citizen, ...):
+    routing rules match on it."""
     channel: Channel
     """How the report came in: partner HTTP API, Open311, or the Kafka submissions topic."""
     external_id: str = Field(min_length=1, max_length=200, json_schema_extra=OPERATIONAL)

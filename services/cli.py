@@ -10,6 +10,8 @@ import typer
 from schemas.cli import geo_app
 from services.common.cli import run_platform, topics_app
 from services.intake.cli import keys_app, partners_app
+from services.triage.cli import app as triage_app
+from services.triage.cli import routes_app
 
 app = typer.Typer(
     name="veilig",
@@ -21,6 +23,8 @@ app.add_typer(topics_app, name="topics")
 app.add_typer(geo_app, name="geo")
 app.add_typer(partners_app, name="partners")
 app.add_typer(keys_app, name="keys")
+app.add_typer(triage_app, name="triage")
+app.add_typer(routes_app, name="routes")
 app.command("run")(run_platform)
 
 

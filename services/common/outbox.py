@@ -28,6 +28,8 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from prometheus_client import Counter, Gauge
 
+from schemas.envelope import encode
+from schemas.events import Event
 from services.common.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -51,6 +53,23 @@ class OutgoingMessage:
     key: bytes
     headers: Sequence[tuple[str, bytes]]
     value: bytes
+
+
+def event_message(
+    settings: Settings,
+    event: Event,
+    *,
+    traceparent: str | None = None,
+    tracestate: str | None = None,
+) -> OutgoingMessage:
+    """An event as an outbox row for its topic (with this deployment's topic prefix)."""
+    encoded = encode(event, traceparent=traceparent, tracestate=tracestate)
+    return OutgoingMessage(
+        topic=settings.topic(encoded.topic),
+        key=encoded.key,
+        headers=encoded.headers,
+        value=encoded.value,
+    )
 
 
 async def enqueue(conn: asyncpg.Connection, messages: Iterable[OutgoingMessage]) -> None:

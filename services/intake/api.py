@@ -109,7 +109,7 @@ async def post_incident(
     returns the same incident (200), never a second one."""
     require(partner, "incidents:write")
     async with rt.pool.acquire() as conn:
-        (outcome,) = await accept(conn, rt.settings, partner.code, [report], "http")
+        (outcome,) = await accept(conn, rt.settings, partner, [report], "http")
     if outcome.result == "conflict":
         raise Problem(
             409,
@@ -158,7 +158,7 @@ async def post_batch(
             )
     if valid:
         async with rt.pool.acquire() as conn:
-            outcomes = await accept(conn, rt.settings, partner.code, [r for _, r in valid], "http")
+            outcomes = await accept(conn, rt.settings, partner, [r for _, r in valid], "http")
         for (index, _), outcome in zip(valid, outcomes, strict=True):
             results[index] = _item(request, index, outcome)
     done = [r for r in results if r is not None]

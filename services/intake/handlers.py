@@ -41,6 +41,7 @@ from services.common.outbox import claim
 from services.common.problems import field_errors
 from services.common.service import Runtime
 from services.intake.intake import accept
+from services.intake.partners import partners_by_code
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,18 +81,12 @@ def build_consumers(rt: Runtime) -> KafkaRouter:
         for incoming in batch:
             by_partner[incoming.item.partner].append(incoming)
         async with rt.pool.acquire() as conn, conn.transaction():
-            known = {
-                row["code"]
-                for row in await conn.fetch(
-                    "SELECT code FROM partners WHERE code = ANY($1::text[]) "
-                    "AND 'incidents:write' = ANY(scopes)",
-                    list(by_partner),
-                )
-            }
-            for partner, items in by_partner.items():
-                if partner not in known:
+            known = await partners_by_code(conn, list(by_partner))
+            for code, items in by_partner.items():
+                partner = known.get(code)
+                if partner is None or "incidents:write" not in partner.scopes:
                     rejected += [
-                        Rejected(i.record, f"unknown partner {partner!r}", "unknown-partner")
+                        Rejected(i.record, f"unknown partner {code!r}", "unknown-partner")
                         for i in items
                     ]
                     continue

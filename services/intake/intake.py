@@ -21,13 +21,13 @@ import asyncpg
 from opentelemetry import propagate
 from prometheus_client import Counter
 
-from schemas.envelope import encode
 from schemas.events import Flags, IncidentReported
 from schemas.geo import locate
 from schemas.submission import IncidentSubmission
-from services.common.outbox import OutgoingMessage, enqueue
+from services.common.outbox import enqueue, event_message
 from services.common.pii import seal
 from services.common.settings import Settings
+from services.intake.partners import Partner
 
 Channel = Literal["http", "open311", "kafka"]
 Result = Literal["accepted", "duplicate", "conflict"]
@@ -68,7 +68,7 @@ def reported_event(
     report: IncidentSubmission,
     *,
     incident_id: UUID,
-    partner: str,
+    partner: Partner,
     channel: Channel,
     received_at: datetime,
 ) -> IncidentReported:
@@ -80,7 +80,8 @@ def reported_event(
         occurred_at=report.occurred_at or received_at,
         recorded_at=received_at,
         producer="intake",
-        partner=partner,
+        partner=partner.code,
+        partner_kind=partner.kind,
         channel=channel,
         external_id=report.external_id,
         description=report.description,
@@ -97,7 +98,7 @@ def reported_event(
 async def accept(
     conn: asyncpg.Connection,
     settings: Settings,
-    partner: str,
+    partner: Partner,
     reports: Sequence[IncidentSubmission],
     channel: Channel,
 ) -> list[Outcome]:
@@ -116,7 +117,7 @@ async def accept(
                 "AS t(i, e, h) "
                 "ON CONFLICT (partner, external_id) DO NOTHING "
                 "RETURNING incident_id, external_id",
-                partner,
+                partner.code,
                 new_ids,
                 [r.external_id for r in reports],
                 hashes,
@@ -130,7 +131,7 @@ async def accept(
             for row in await conn.fetch(
                 "SELECT external_id, incident_id, body_hash FROM receipts "
                 "WHERE partner = $1 AND external_id = ANY($2::text[])",
-                partner,
+                partner.code,
                 repeated,
             )
         }
@@ -167,20 +168,11 @@ async def accept(
             )
             await enqueue(
                 conn,
-                (_outgoing(settings, e, traceparent, tracestate) for e in fresh),
+                (
+                    event_message(settings, e, traceparent=traceparent, tracestate=tracestate)
+                    for e in fresh
+                ),
             )
     for outcome in outcomes:
-        REPORTS.labels(partner, channel, outcome.result).inc()
+        REPORTS.labels(partner.code, channel, outcome.result).inc()
     return outcomes
-
-
-def _outgoing(
-    settings: Settings, event: IncidentReported, traceparent: str | None, tracestate: str | None
-) -> OutgoingMessage:
-    message = encode(event, traceparent=traceparent, tracestate=tracestate)
-    return OutgoingMessage(
-        topic=settings.topic(message.topic),
-        key=message.key,
-        headers=message.headers,
-        value=message.value,
-    )

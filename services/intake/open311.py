@@ -150,7 +150,7 @@ async def create_request(
     partner = await _partner(rt, fields.get("api_key"))
     report = _report(fields)
     async with rt.pool.acquire() as conn:
-        (outcome,) = await accept(conn, rt.settings, partner.code, [report], "open311")
+        (outcome,) = await accept(conn, rt.settings, partner, [report], "open311")
     if outcome.result == "conflict":
         raise Open311Error(409, "attribute[external_id] was used before for another request")
     return [

@@ -14,8 +14,11 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
+from typing import get_args
 
 import asyncpg
+
+from schemas.events import PartnerKind
 
 SCOPES = ("incidents:write", "incidents:read", "open311")
 DEFAULT_SCOPES = SCOPES
@@ -31,7 +34,7 @@ class PartnerError(ValueError):
 class Partner:
     code: str
     name: str
-    kind: str
+    kind: PartnerKind
     scopes: tuple[str, ...]
     rate_per_minute: int
 
@@ -68,6 +71,8 @@ async def add_partner(
         raise PartnerError(
             f"partner code {code!r}: lower-case letters, digits and '-', 2 to 63 characters"
         )
+    if kind not in get_args(PartnerKind):
+        raise PartnerError(f"unknown kind {kind!r}; kinds: {', '.join(get_args(PartnerKind))}")
     unknown = set(scopes) - set(SCOPES)
     if unknown:
         raise PartnerError(f"unknown scopes {sorted(unknown)}; known: {', '.join(SCOPES)}")
@@ -128,6 +133,15 @@ async def list_partners(conn: asyncpg.Connection) -> list[Partner]:
         "SELECT code, name, kind, scopes, rate_per_minute FROM partners ORDER BY code"
     )
     return [_partner(row) for row in rows]
+
+
+async def partners_by_code(conn: asyncpg.Connection, codes: list[str]) -> dict[str, Partner]:
+    rows = await conn.fetch(
+        "SELECT code, name, kind, scopes, rate_per_minute FROM partners "
+        "WHERE code = ANY($1::text[])",
+        codes,
+    )
+    return {row["code"]: _partner(row) for row in rows}
 
 
 def _partner(row: asyncpg.Record) -> Partner:
