@@ -13,11 +13,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import asyncpg
 import uvicorn
-from fastapi import APIRouter, FastAPI, HTTPException, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
-from faststream.kafka import KafkaBroker, KafkaRouter
+from faststream.kafka import KafkaRouter
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from services.common import problems
@@ -27,20 +26,12 @@ from services.common.kafka import make_broker
 from services.common.migrations import load_migrations, migrate
 from services.common.observability import setup_logging, setup_tracing
 from services.common.outbox import relay
+from services.common.runtime import Runtime
 from services.common.settings import ServiceName, Settings, get_settings
+from services.common.staff import ensure_schema
 from services.common.topics import apply_topics
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Runtime:
-    """What a running service hands to its handlers and background tasks."""
-
-    settings: Settings
-    pool: asyncpg.Pool
-    broker: KafkaBroker
-    stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 BackgroundTask = Callable[[Runtime], Awaitable[None]]
@@ -62,6 +53,8 @@ class ServiceSpec:
     # Services that publish through the transactional outbox get its relay.
     outbox: bool = False
     max_body_bytes: int = 1_048_576
+    # Services with staff APIs share the staff accounts schema (services/common/staff.py).
+    staff: bool = False
     # Exception handlers beyond problem details (e.g. Open311's own error format).
     exception_handlers: dict[
         type[Exception], Callable[[Request, Exception], Awaitable[Response]]
@@ -72,14 +65,6 @@ class ServiceSpec:
 class ServiceParts:
     kafka: KafkaRouter | None = None
     background: list[BackgroundTask] = field(default_factory=list)
-
-
-def runtime(request: Request) -> Runtime:
-    """FastAPI dependency: the running service's runtime (503 until it is started)."""
-    found = request.app.state.service.get("runtime")
-    if not isinstance(found, Runtime):
-        raise HTTPException(status_code=503, detail="service is starting")
-    return found
 
 
 def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
@@ -93,6 +78,8 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
         pool = await create_pool(settings.database_url.get_secret_value(), spec.name)
         async with pool.acquire() as conn:
             applied = await migrate(conn, spec.name, load_migrations(spec.migrations))
+            if spec.staff:
+                await ensure_schema(conn)
         if applied:
             log.info("applied migrations", extra={"versions": applied})
         await apply_topics(settings)

@@ -17,7 +17,7 @@ from services.common.problems import (
     ProblemDetails,
     field_errors,
 )
-from services.common.service import Runtime, runtime
+from services.common.runtime import Runtime, runtime
 from services.intake.intake import Outcome, accept
 from services.intake.models import (
     Accepted,

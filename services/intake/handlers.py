@@ -39,7 +39,7 @@ from services.common.consumer import (
 )
 from services.common.outbox import claim
 from services.common.problems import field_errors
-from services.common.service import Runtime
+from services.common.runtime import Runtime
 from services.intake.intake import accept
 from services.intake.partners import partners_by_code
 

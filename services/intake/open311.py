@@ -20,7 +20,7 @@ from pydantic import BaseModel, ValidationError
 from schemas.submission import IncidentSubmission
 from schemas.taxonomy import taxonomy
 from services.common.problems import Problem, field_errors
-from services.common.service import Runtime, runtime
+from services.common.runtime import Runtime, runtime
 from services.intake.api import read_status, require
 from services.intake.intake import accept
 from services.intake.partners import Partner, authenticate

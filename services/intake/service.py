@@ -6,7 +6,8 @@ from pathlib import Path
 
 from fastapi import Request, Response
 
-from services.common.service import Runtime, ServiceParts, ServiceSpec
+from services.common.runtime import Runtime
+from services.common.service import ServiceParts, ServiceSpec
 from services.intake import api, open311
 from services.intake.handlers import build_consumers
 

@@ -4,12 +4,30 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from services.common.service import ServiceSpec
+from services.common.runtime import Runtime
+from services.common.service import ServiceParts, ServiceSpec
+from services.triage import api
+from services.triage.actions import Actions
+from services.triage.classifier import Classifier
+from services.triage.decide import Triage
+from services.triage.handlers import build_consumers
+from services.triage.routing import load_routes
+
+
+def _build(rt: Runtime) -> ServiceParts:
+    # Config errors (routes, safety plans) stop the start with a message naming the rule.
+    triage = Triage(Classifier(), load_routes())
+    rt.extras["actions"] = Actions(rt.pool, rt.settings, triage)
+    return ServiceParts(kafka=build_consumers(rt, triage))
+
 
 SPEC = ServiceSpec(
     name="triage",
     title="Veilig Haarlem — triage",
     description="Category, priority, duplicates, routing and the on-call workflow.",
     migrations=Path(__file__).parent / "migrations",
+    http=[api.router],
+    build=_build,
     outbox=True,
+    staff=True,
 )

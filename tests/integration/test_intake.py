@@ -100,6 +100,7 @@ async def test_a_posted_report_is_published_exactly_once_as_a_cloudevent(intake:
     event = decode(record.headers, record.value)
     assert isinstance(event, IncidentReported)
     assert event.partner == "politie" and event.external_id == "MK-1" and event.channel == "http"
+    assert event.partner_kind == "police"
     assert event.location.buurt_code == "BU03920102"
     assert event.location.wijk_code == "WK039201"
     assert event.flags.in_progress and event.flags.injuries

@@ -1,0 +1,33 @@
+"""What a running service hands to its handlers, background tasks and HTTP routes."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+from fastapi import HTTPException, Request
+from faststream.kafka import KafkaBroker
+
+from services.common.settings import Settings
+
+
+@dataclass
+class Runtime:
+    """What a running service hands to its handlers and background tasks."""
+
+    settings: Settings
+    pool: asyncpg.Pool
+    broker: KafkaBroker
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    # What a service's build() makes for its HTTP routes (e.g. triage's actions), by name.
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def runtime(request: Request) -> Runtime:
+    """FastAPI dependency: the running service's runtime (503 until it is started)."""
+    found = request.app.state.service.get("runtime")
+    if not isinstance(found, Runtime):
+        raise HTTPException(status_code=503, detail="service is starting")
+    return found

@@ -1,0 +1,269 @@
+"""Triage's Kafka consumers: reported incidents in, decisions out; acknowledgements in.
+
+Each batch is one transaction: inbox, incidents, history and the outgoing events (outbox).
+Events about an incident carry on the trace of the report that started it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import asyncpg
+from faststream.kafka import KafkaRouter
+from prometheus_client import Counter, Histogram
+
+from schemas.events import (
+    Event,
+    IncidentAcknowledged,
+    IncidentMerged,
+    IncidentPriorityChanged,
+    IncidentReported,
+    IncidentTriaged,
+    NotificationAcknowledged,
+)
+from schemas.taxonomy import priority_rank
+from schemas.topics import INCIDENT_EVENTS, NOTIFICATION_EVENTS
+from services.common.consumer import Incoming, Rejected, batch_consumer, event_parser
+from services.common.observability import incident_id_var
+from services.common.outbox import claim, enqueue, event_message
+from services.common.runtime import Runtime
+from services.common.settings import Settings
+from services.triage import store
+from services.triage.decide import Triage, TriageDecision
+from services.triage.priority import decide_priority
+from services.triage.workflow import IllegalAction, check_action
+
+CONFIDENCE = Histogram(
+    "veilig_triage_confidence",
+    "Classification confidence of triage decisions",
+    buckets=(0.3, 0.4, 0.5, 0.55, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0),
+)
+DECISIONS = Counter(
+    "veilig_triage_decisions_total",
+    "Triage decisions by category, priority and whether they need review",
+    ["category", "priority", "needs_review"],
+)
+MERGES = Counter("veilig_triage_merged_total", "Reports merged into an earlier incident")
+
+
+def triaged_event(
+    report: IncidentReported, decision: TriageDecision, report_count: int
+) -> IncidentTriaged:
+    now = datetime.now(UTC)
+    return IncidentTriaged(
+        event_id=uuid.uuid4(),
+        incident_id=report.incident_id,
+        occurred_at=now,
+        recorded_at=now,
+        producer="triage",
+        category=decision.category,
+        priority=decision.effective_priority,
+        confidence=decision.confidence,
+        reasons=decision.reasons,
+        top_categories=decision.top3,
+        needs_review=decision.needs_review,
+        buurt_code=report.location.buurt_code,
+        wijk_code=report.location.wijk_code,
+        acknowledge_by=decision.acknowledge_by,
+        handle_by=decision.handle_by,
+        recipients=decision.recipients,
+        report_count=report_count,
+    )
+
+
+class Outgoing:
+    """Events to publish from one transaction, each on the trace of its incident."""
+
+    def __init__(self, settings: Settings, traceparent: str | None) -> None:
+        self.settings = settings
+        self.traceparent = traceparent
+        self.events: list[Event] = []
+
+    def add(self, event: Event) -> None:
+        self.events.append(event)
+
+    async def flush(self, conn: asyncpg.Connection) -> None:
+        await enqueue(
+            conn,
+            [event_message(self.settings, e, traceparent=self.traceparent) for e in self.events],
+        )
+
+
+async def on_reported(
+    conn: asyncpg.Connection, triage: Triage, out: Outgoing, report: IncidentReported
+) -> None:
+    decision = triage.decide(report)
+    CONFIDENCE.observe(decision.confidence)
+    duplicate = None
+    if not decision.needs_review:
+        duplicate = await store.find_duplicate(conn, report, decision.category)
+    if duplicate is None:
+        await store.insert_incident(conn, report, decision, status="triaged")
+        await store.append_history(
+            conn, report.incident_id, "triaged", reasons=list(decision.reasons)
+        )
+        out.add(triaged_event(report, decision, 1))
+        DECISIONS.labels(
+            decision.category, decision.priority or "none", str(decision.needs_review).lower()
+        ).inc()
+        return
+
+    first, metres = duplicate
+    first_id = first["incident_id"]
+    count = first["report_count"] + 1
+    reason = (
+        f"same category {decision.category} {metres:.0f} m and "
+        f"{abs((report.occurred_at - first['occurred_at']).total_seconds()) / 60:.0f} min apart"
+    )
+    await store.insert_incident(conn, report, decision, status="merged", merged_into=first_id)
+    await store.append_history(conn, report.incident_id, "merged", into=str(first_id), why=reason)
+    await store.append_history(
+        conn, first_id, "report added", duplicate=str(report.incident_id), report_count=count
+    )
+    await store.update_incident(conn, first_id, report_count=count)
+    now = datetime.now(UTC)
+    out.add(
+        IncidentMerged(
+            event_id=uuid.uuid4(),
+            incident_id=first_id,
+            occurred_at=now,
+            recorded_at=now,
+            producer="triage",
+            duplicate_incident_id=report.incident_id,
+            report_count=count,
+            reason=reason,
+        )
+    )
+    MERGES.inc()
+    await raise_for_reports(conn, triage, out, first, count)
+
+
+async def raise_for_reports(
+    conn: asyncpg.Connection, triage: Triage, out: Outgoing, first: asyncpg.Record, count: int
+) -> None:
+    """More independent reports may make the first incident more urgent (never less)."""
+    first_report = store.reported(first)
+    again = decide_priority(
+        first["category"],
+        first_report.flags,
+        first["wijk_code"],
+        count,
+        at=first_report.occurred_at,
+    )
+    old = first["effective_priority"]
+    if priority_rank(again.effective) >= priority_rank(old):
+        return
+    decision = triage.decide(
+        first_report,
+        category=first["category"],
+        priority=again.effective,
+        report_count=count,
+        reviewed=not first["needs_review"],
+    )
+    now = datetime.now(UTC)
+    await store.update_incident(conn, first["incident_id"], **store.decision_columns(decision))
+    await store.append_history(
+        conn,
+        first["incident_id"],
+        "priority raised",
+        old=old,
+        new=again.effective,
+        why=f"{count} independent reports",
+    )
+    out.add(
+        IncidentPriorityChanged(
+            event_id=uuid.uuid4(),
+            incident_id=first["incident_id"],
+            occurred_at=now,
+            recorded_at=now,
+            producer="triage",
+            old_priority=old,
+            new_priority=again.effective,
+            acknowledge_by=decision.acknowledge_by,
+            handle_by=decision.handle_by,
+            reason=f"{count} independent reports",
+        )
+    )
+    out.add(triaged_event(first_report, decision, count))
+
+
+async def on_acknowledged(
+    conn: asyncpg.Connection, out: Outgoing, ack: NotificationAcknowledged
+) -> None:
+    """The first recipient to acknowledge moves the incident to acknowledged."""
+    row = await store.get_incident(conn, ack.incident_id, lock=True)
+    if row is None or row["status"] == "acknowledged":
+        return
+    try:
+        new_status = check_action("acknowledge", row["status"])
+    except IllegalAction:
+        return  # e.g. already resolved: the acknowledgement changes nothing
+    now = datetime.now(UTC)
+    await store.update_incident(conn, ack.incident_id, status=new_status, acknowledged_at=now)
+    await store.append_history(
+        conn, ack.incident_id, "acknowledged", actor=ack.recipient, message=str(ack.message_id)
+    )
+    out.add(
+        IncidentAcknowledged(
+            event_id=uuid.uuid4(),
+            incident_id=ack.incident_id,
+            occurred_at=ack.occurred_at,
+            recorded_at=now,
+            producer="triage",
+            recipient=ack.recipient,
+            message_id=ack.message_id,
+        )
+    )
+
+
+def _traceparent(incoming: Incoming[Event]) -> str | None:
+    for name, value in incoming.record.headers or ():
+        if name == "traceparent":
+            return value.decode()
+    return None
+
+
+def build_consumers(rt: Runtime, triage: Triage) -> KafkaRouter:
+    router = KafkaRouter()
+
+    async def apply(batch: Sequence[Incoming[Event]]) -> list[Rejected]:
+        async with rt.pool.acquire() as conn, conn.transaction():
+            fresh = await claim(conn, [i.item.event_id for i in batch])
+            for incoming in batch:
+                event = incoming.item
+                if event.event_id not in fresh:
+                    continue
+                token = incident_id_var.set(str(event.incident_id))
+                try:
+                    out = Outgoing(rt.settings, _traceparent(incoming))
+                    if isinstance(event, IncidentReported):
+                        await on_reported(conn, triage, out, event)
+                    elif isinstance(event, NotificationAcknowledged):
+                        await on_acknowledged(conn, out, event)
+                    await out.flush(conn)
+                finally:
+                    incident_id_var.reset(token)
+        return []
+
+    batch_consumer(
+        router,
+        rt.broker,
+        rt.settings,
+        "triage",
+        INCIDENT_EVENTS,
+        parse=event_parser(IncidentReported),
+        handle=apply,
+    )
+    batch_consumer(
+        router,
+        rt.broker,
+        rt.settings,
+        "triage",
+        NOTIFICATION_EVENTS,
+        purpose="acknowledgements",
+        parse=event_parser(NotificationAcknowledged),
+        handle=apply,
+    )
+    return router
