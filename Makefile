@@ -15,7 +15,7 @@ export RUN_DIR
 # Tests run their own broker and database on other ports, so a running `make run` is left alone.
 TEST_ENV := TEST_RUN_DIR=$(CURDIR)/.run/test
 
-.PHONY: help venv up down run demo test test-unit lint format clean status topics
+.PHONY: help venv up down run demo test test-unit lint format clean status topics browser
 
 help:
 	@echo "make run      install what is missing, start Kafka, PostgreSQL and all services (Ctrl-C stops)"
@@ -65,7 +65,12 @@ run: up
 demo: venv
 	@$(BIN)/veilig demo
 
-test: venv
+# The dashboard's browser test drives Debian's chromium (nothing downloads a browser build);
+# as root it is installed here, otherwise that one test is skipped.
+browser:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -q && apt-get install -y -q chromium; } || echo "chromium is missing: the browser test will be skipped (Debian: apt-get install chromium)"
+
+test: venv browser
 	@deploy/local/kafka.sh libs
 	@$(TEST_ENV) deploy/local/run-tests.sh
 

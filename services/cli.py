@@ -8,10 +8,14 @@ from __future__ import annotations
 import typer
 
 from schemas.cli import geo_app
-from services.common.cli import run_platform, topics_app
+from services.analytics.cli import analytics_app
+from services.common.cli import topics_app
+from services.common.staff_cli import staff_app
 from services.intake.cli import keys_app, partners_app
+from services.notify.cli import recipients_app
 from services.triage.cli import app as triage_app
 from services.triage.cli import routes_app
+from tools.cli import demo, run_platform
 
 app = typer.Typer(
     name="veilig",
@@ -20,12 +24,16 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(topics_app, name="topics")
+app.add_typer(staff_app, name="staff")
 app.add_typer(geo_app, name="geo")
 app.add_typer(partners_app, name="partners")
 app.add_typer(keys_app, name="keys")
+app.add_typer(recipients_app, name="recipients")
 app.add_typer(triage_app, name="triage")
 app.add_typer(routes_app, name="routes")
+app.add_typer(analytics_app, name="analytics")
 app.command("run")(run_platform)
+app.command("demo")(demo)
 
 
 def main() -> None:

@@ -3,7 +3,9 @@
 - Logs: one JSON object per line with service, incident id and trace id (no personal data:
   log call sites pass ids and codes, never report bodies).
 - Traces: OpenTelemetry, configured by the standard ``OTEL_*`` variables; an OTLP/HTTP
-  exporter only when ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or the traces variant) is set, else off.
+  exporter when ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or the traces variant) is set, and/or a file
+  of JSON spans when ``VEILIG_TRACE_FILE`` is set (tests, debugging). With neither, tracing
+  is off and costs nothing: the no-op tracer still carries the W3C trace context on.
 - Metrics: the process-wide Prometheus registry, served on ``/metrics``.
 """
 
@@ -13,13 +15,20 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
 
-from opentelemetry import trace
+from opentelemetry import propagate, trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    ConsoleSpanExporter,
+    SimpleSpanProcessor,
+)
+from opentelemetry.trace import SpanKind
 
 incident_id_var: ContextVar[str | None] = ContextVar("incident_id", default=None)
 
@@ -69,18 +78,51 @@ def setup_logging(service: str, level: str = "INFO", fmt: str = "json") -> None:
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
 
 
-def setup_tracing(service: str) -> TracerProvider:
-    """The process's tracer provider; exports only when an OTLP endpoint is configured."""
+def setup_tracing(service: str) -> TracerProvider | None:
+    """The process's tracer provider, or None when no exporter is configured (tracing off)."""
+    endpoint = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or os.environ.get(
+        "OTEL_EXPORTER_OTLP_ENDPOINT"
+    )
+    otlp = bool(endpoint) and os.environ.get("OTEL_TRACES_EXPORTER", "otlp") != "none"
+    trace_file = os.environ.get("VEILIG_TRACE_FILE")
+    if not otlp and not trace_file:
+        return None
     resource = Resource.create(
         {"service.name": os.environ.get("OTEL_SERVICE_NAME", f"veilig-{service}")}
     )
     provider = TracerProvider(resource=resource)
-    endpoint = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or os.environ.get(
-        "OTEL_EXPORTER_OTLP_ENDPOINT"
-    )
-    if endpoint and os.environ.get("OTEL_TRACES_EXPORTER", "otlp") != "none":
+    if otlp:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    if trace_file:
+        out = open(trace_file, "a", encoding="utf-8")  # noqa: SIM115 (lives as long as the process)
+        provider.add_span_processor(
+            SimpleSpanProcessor(
+                ConsoleSpanExporter(
+                    out=out, formatter=lambda span: span.to_json(indent=None) + "\n"
+                )
+            )
+        )
     trace.set_tracer_provider(provider)
     return provider
+
+
+tracer = trace.get_tracer("veilig")
+
+
+@contextmanager
+def span_from(
+    traceparent: str | None,
+    name: str,
+    *,
+    kind: SpanKind = SpanKind.INTERNAL,
+    attributes: dict[str, str] | None = None,
+) -> Iterator[str | None]:
+    """A span continuing the trace of ``traceparent`` (a message's header); yields the
+    traceparent to put on what this step produces, so that one report stays one trace."""
+    parent = propagate.extract({"traceparent": traceparent} if traceparent else {})
+    with tracer.start_as_current_span(name, context=parent, kind=kind, attributes=attributes):
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier)
+        yield carrier.get("traceparent", traceparent)

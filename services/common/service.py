@@ -17,6 +17,7 @@ import uvicorn
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from faststream.kafka import KafkaRouter
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from services.common import problems
@@ -108,7 +109,8 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
                 for task in pending:
                     task.cancel()
             await pool.close()
-            tracer_provider.shutdown()
+            if tracer_provider is not None:
+                tracer_provider.shutdown()
             log.info("stopped")
 
     app = FastAPI(title=spec.title, description=spec.description, lifespan=lifespan)
@@ -117,6 +119,10 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
     for exc_type, handler in spec.exception_handlers.items():
         app.add_exception_handler(exc_type, handler)
     app.add_middleware(BodySizeLimit, max_bytes=spec.max_body_bytes)
+    if tracer_provider is not None:
+        FastAPIInstrumentor.instrument_app(
+            app, tracer_provider=tracer_provider, excluded_urls="health/.*,metrics"
+        )
     for router in spec.http:
         app.include_router(router)
 

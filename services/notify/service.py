@@ -1,18 +1,54 @@
-"""The notify service: what it contributes to the common service runner."""
+"""The notify service: what it contributes to the common service runner.
+
+Three loops share one runtime: the consumer of ``incident-events`` (decides and queues
+messages), the delivery worker (sends, retries) and the escalation task (acknowledgement
+timers), plus the outbox relay that publishes ``notification-events``.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from services.common.service import ServiceSpec
+from services.common.runtime import Runtime
+from services.common.service import ServiceParts, ServiceSpec
+from services.notify import api
+from services.notify.delivery import delivery_worker
+from services.notify.escalation import escalation_task
+from services.notify.handlers import build_consumer
+from services.notify.registry import load_registry
+from services.notify.settings import NotifySettings
+from services.notify.store import Notify
 
-SPEC = ServiceSpec(
-    name="notify",
-    title="Veilig Haarlem — notify",
-    description=(
-        "Delivers incidents to responders and partners: signed webhooks, CAP alerts, "
-        "e-mail; escalation."
-    ),
-    migrations=Path(__file__).parent / "migrations",
-    outbox=True,
-)
+
+def make_spec(config: NotifySettings | None = None) -> ServiceSpec:
+    """The service with ``config`` (default: from the NOTIFY_* environment, read at start)."""
+
+    def build(rt: Runtime) -> ServiceParts:
+        settings = config or NotifySettings()
+        # A broken registry stops the start with a message naming the entry.
+        notify = Notify(rt.settings, settings, load_registry(settings.registry_file))
+        rt.extras["notify"] = notify
+        return ServiceParts(
+            kafka=build_consumer(rt, notify),
+            background=[
+                lambda rt: delivery_worker(rt, notify),
+                lambda rt: escalation_task(rt, notify),
+            ],
+        )
+
+    return ServiceSpec(
+        name="notify",
+        title="Veilig Haarlem — notify",
+        description=(
+            "Delivers incidents to responders and partners: signed webhooks, CAP alerts, "
+            "e-mail; acknowledgements and escalation."
+        ),
+        migrations=Path(__file__).parent / "migrations",
+        http=[api.router, api.operators],
+        build=build,
+        outbox=True,
+        staff=True,
+    )
+
+
+SPEC = make_spec()

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 from schemas.events import CategoryProbability, IncidentReported, Recipient
 from schemas.taxonomy import Priority, taxonomy
 from schemas.timeutil import deadlines
+from services.common.observability import tracer
 from services.triage.classifier import Classifier
 from services.triage.priority import decide_priority
 from services.triage.routing import ConfigError, RoutingInput, RoutingTable, read_yaml
@@ -89,12 +90,13 @@ class Triage:
     ) -> TriageDecision:
         """Decide on ``report``; ``category``/``priority`` given by a person override the
         classifier and the policy (then the decision no longer needs review)."""
-        result = self.classifier.classify(
-            report.description,
-            category_hint=report.category_hint,
-            flags=report.flags,
-            source=report.partner_kind,
-        )
+        with tracer.start_as_current_span("triage.classify"):
+            result = self.classifier.classify(
+                report.description,
+                category_hint=report.category_hint,
+                flags=report.flags,
+                source=report.partner_kind,
+            )
         reasons = list(result.reasons)
         needs_review = result.needs_review and not reviewed and category is None
         chosen = category or result.category
@@ -116,15 +118,16 @@ class Triage:
         acknowledge_by, handle_by = deadlines(effective, report.recorded_at)
         # routes.yaml decides what an uncertain report may reach: an uncertain P1/P2 still
         # alerts police, fire or care (a delay costs more), an uncertain P3/P4 waits.
-        routed = self.routes.route(
-            RoutingInput.of_report(
-                report,
-                category=chosen,
-                priority=final,
-                source=report.partner_kind,
-                needs_review=needs_review,
+        with tracer.start_as_current_span("triage.route"):
+            routed = self.routes.route(
+                RoutingInput.of_report(
+                    report,
+                    category=chosen,
+                    priority=final,
+                    source=report.partner_kind,
+                    needs_review=needs_review,
+                )
             )
-        )
         recipients = routed.recipients
         reasons += [
             f"route {entry.rule}: " + ", ".join(r.code for r in entry.added)

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 import asyncpg
 from faststream.kafka import KafkaRouter
+from opentelemetry.trace import SpanKind
 from prometheus_client import Counter, Histogram
 
 from schemas.events import (
@@ -26,7 +27,7 @@ from schemas.events import (
 from schemas.taxonomy import priority_rank
 from schemas.topics import INCIDENT_EVENTS, NOTIFICATION_EVENTS
 from services.common.consumer import Incoming, Rejected, batch_consumer, event_parser
-from services.common.observability import incident_id_var
+from services.common.observability import incident_id_var, span_from
 from services.common.outbox import claim, enqueue, event_message
 from services.common.runtime import Runtime
 from services.common.settings import Settings
@@ -237,12 +238,18 @@ def build_consumers(rt: Runtime, triage: Triage) -> KafkaRouter:
                     continue
                 token = incident_id_var.set(str(event.incident_id))
                 try:
-                    out = Outgoing(rt.settings, _traceparent(incoming))
-                    if isinstance(event, IncidentReported):
-                        await on_reported(conn, triage, out, event)
-                    elif isinstance(event, NotificationAcknowledged):
-                        await on_acknowledged(conn, out, event)
-                    await out.flush(conn)
+                    with span_from(
+                        _traceparent(incoming),
+                        f"triage {type(event).__name__}",
+                        kind=SpanKind.CONSUMER,
+                        attributes={"incident.id": str(event.incident_id)},
+                    ) as traceparent:
+                        out = Outgoing(rt.settings, traceparent)
+                        if isinstance(event, IncidentReported):
+                            await on_reported(conn, triage, out, event)
+                        elif isinstance(event, NotificationAcknowledged):
+                            await on_acknowledged(conn, out, event)
+                        await out.flush(conn)
                 finally:
                     incident_id_var.reset(token)
         return []

@@ -6,7 +6,7 @@ import asyncio
 import sys
 from pathlib import Path
 
-from services.common.supervisor import Program, Supervisor
+from tools.supervisor import Program, Supervisor
 
 
 async def test_a_program_that_exits_is_restarted_with_backoff_and_logged(

@@ -1,0 +1,353 @@
+"""The delivery worker: sends due deliveries, records every attempt, schedules the next.
+
+The retry schedule is the ``deliveries`` table, so a restart loses nothing. One round:
+
+1. **claim** (short transaction): due rows (``pending`` and ``next_attempt_at`` passed, or
+   ``in_flight`` with an expired lease) are taken with ``FOR UPDATE SKIP LOCKED``, marked
+   ``in_flight`` with a lease and their attempt counted. A recipient's messages go out in
+   order: a row waits while an earlier message to the same recipient about the same incident
+   is still pending.
+2. **send**, outside any transaction: the stored bytes under the message id as webhook-id
+   (Standard Webhooks or CAP over the same signed webhook), or the stored payload as e-mail.
+3. **record** (short transaction): the attempt, the new state, NotificationDispatched plus
+   NotificationDelivered or NotificationFailed through the outbox; only if the lease is still
+   ours (same attempt number), so a worker that lost its lease cannot overwrite a newer attempt.
+
+A worker that dies between 1 and 3 leaves the row ``in_flight``; when the lease runs out any
+worker takes it again, so the receiver may see that attempt twice, with the same webhook-id.
+
+Outcomes (:mod:`services.notify.retry`): 2xx delivered; 408, 429, 5xx, timeouts and refused
+connections retried with exponential backoff and jitter, ``Retry-After`` honoured; other 4xx
+failed at once; 410 (or an unknown mailbox) disables that channel and alerts ops. After the last
+attempt the delivery is failed, and the recipient's acknowledgement timer, if any, escalates now.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+from datetime import UTC, datetime
+
+import asyncpg
+import httpx
+from prometheus_client import Counter
+
+from schemas.events import (
+    NotificationChannel,
+    NotificationDelivered,
+    NotificationDispatched,
+    NotificationEvent,
+    NotificationFailed,
+)
+from services.common.outbox import enqueue
+from services.common.pii import SealError, open_sealed
+from services.common.runtime import Runtime
+from services.notify.mail import compose_email, send_email
+from services.notify.registry import Channel, disable_channel, find_channel
+from services.notify.retry import DeliveryResult
+from services.notify.store import WAKE_CHANNEL, Notify, notification
+from services.notify.webhooks import send_webhook
+
+log = logging.getLogger(__name__)
+
+ATTEMPTS = Counter(
+    "veilig_notify_attempts_total",
+    "Delivery attempts by channel and outcome",
+    ["channel", "outcome"],
+)
+
+CLAIM = """
+WITH due AS (
+    SELECT d.message_id FROM deliveries d
+    WHERE ((d.status = 'pending' AND d.next_attempt_at <= now())
+           OR (d.status = 'in_flight' AND d.lease_until < now()))
+      AND NOT EXISTS (
+          SELECT 1 FROM deliveries e
+          WHERE e.incident_id = d.incident_id AND e.recipient = d.recipient
+            AND e.seq < d.seq AND e.status IN ('pending', 'in_flight'))
+    ORDER BY d.next_attempt_at
+    LIMIT $1
+    FOR UPDATE OF d SKIP LOCKED
+)
+UPDATE deliveries d
+SET status = 'in_flight', attempts = d.attempts + 1,
+    lease_until = now() + make_interval(secs => $2)
+FROM due WHERE d.message_id = due.message_id
+RETURNING d.*
+"""
+
+
+async def pause(stopping: asyncio.Event, wake: asyncio.Event | None, seconds: float) -> None:
+    """Sleep until ``seconds`` pass, ``wake`` is set or the service stops."""
+    waiters = [asyncio.create_task(stopping.wait())]
+    if wake is not None:
+        waiters.append(asyncio.create_task(wake.wait()))
+    await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    for waiter in waiters:
+        waiter.cancel()
+
+
+async def claim_due(pool: asyncpg.Pool, notify: Notify, limit: int) -> list[asyncpg.Record]:
+    async with pool.acquire() as conn, conn.transaction():
+        return list(await conn.fetch(CLAIM, limit, notify.config.lease_seconds))
+
+
+def _route(row: asyncpg.Record, channel: Channel | None) -> NotificationChannel | None:
+    """Where this attempt goes. A JSON body goes by webhook or e-mail, whichever is usable now
+    (preferring the one it was queued for): a webhook disabled after a 410 falls back to
+    e-mail. A CAP body needs the webhook."""
+    queued: NotificationChannel = row["channel"]
+    other: NotificationChannel = "email" if queued == "webhook" else "webhook"
+    candidates = [queued] if queued == "cap" else [queued, other]
+    return next((c for c in candidates if channel is not None and channel.usable(c)), None)
+
+
+async def attempt(
+    pool: asyncpg.Pool, client: httpx.AsyncClient, notify: Notify, row: asyncpg.Record
+) -> tuple[NotificationChannel, Channel | None, DeliveryResult, bool]:
+    """Make one attempt: (channel used, its configuration, result, whether anything was sent)."""
+    config = notify.config
+    channel = await find_channel(pool, row["recipient"])
+    route = _route(row, channel)
+    if route is None or channel is None:
+        log.error(
+            "no usable channel for a recipient",
+            extra={
+                "alert": "ops",
+                "recipient": row["recipient"],
+                "message_id": str(row["message_id"]),
+            },
+        )
+        error = f"no usable channel configured for {row['recipient']} (veilig recipients set)"
+        return row["channel"], channel, DeliveryResult("retry", error=error), False
+    try:
+        body = open_sealed(row["body_sealed"]).encode()
+    except SealError:
+        # The key that sealed it was dropped (retention): the content is gone by design.
+        return route, channel, DeliveryResult("failed", error="message content purged"), False
+    if route == "email":
+        assert channel.email is not None
+        message = compose_email(
+            json.loads(body),
+            to=channel.email,
+            sender=config.mail_from,
+            subject_prefix=config.mail_subject_prefix,
+            first_message_id=None if row["kind"] == "alert" else row["first_message_id"],
+        )
+        password = config.smtp_password.get_secret_value() if config.smtp_password else None
+        result = await send_email(
+            message,
+            config.smtp_host,
+            config.smtp_port,
+            timeout=config.smtp_timeout_seconds,
+            starttls=config.smtp_starttls,
+            username=config.smtp_username,
+            password=password,
+        )
+        return route, channel, result, True
+    assert channel.webhook_url is not None
+    result = await send_webhook(
+        client,
+        channel.webhook_url,
+        body,
+        message_id=str(row["message_id"]),
+        secrets=channel.secrets,
+        content_type=row["content_type"],
+        timeout=config.http_timeout_seconds,
+    )
+    return route, channel, result, True
+
+
+async def record(
+    pool: asyncpg.Pool,
+    notify: Notify,
+    row: asyncpg.Record,
+    route: NotificationChannel,
+    channel: Channel | None,
+    result: DeliveryResult,
+    sent: bool,
+    jitter: random.Random,
+) -> None:
+    now = datetime.now(UTC)
+    number = row["attempts"]
+    next_at = notify.config.retry_policy.schedule(result, number, now, jitter)
+    delivered = result.outcome == "delivered"
+    status = "delivered" if delivered else ("pending" if next_at else "failed")
+    common = {
+        "incident_id": row["incident_id"],
+        "message_id": row["message_id"],
+        "recipient": row["recipient"],
+        "now": now,
+    }
+    events: list[NotificationEvent] = []
+    if sent:
+        events.append(
+            notification(
+                NotificationDispatched,
+                channel=route,
+                profile=row["profile"],
+                priority=row["priority"],
+                attempt=number,
+                webhook_id=str(row["message_id"]) if route != "email" else None,
+                cap_identifier=row["cap_identifier"] if route == "cap" else None,
+                cap_msg_type=row["cap_msg_type"] if route == "cap" else None,
+                acknowledge_by=row["acknowledge_by"],
+                **common,
+            )
+        )
+    if delivered:
+        events.append(
+            notification(
+                NotificationDelivered,
+                channel=route,
+                attempt=number,
+                status_code=result.status_code,
+                **common,
+            )
+        )
+    else:
+        events.append(
+            notification(
+                NotificationFailed,
+                channel=route,
+                attempt=number,
+                error=(result.error or result.outcome)[:2000],
+                status_code=result.status_code,
+                final=next_at is None,
+                next_attempt_at=next_at,
+                **common,
+            )
+        )
+    async with pool.acquire() as conn, conn.transaction():
+        ours = await conn.fetchval(
+            "UPDATE deliveries SET status = $3, channel = $4, "
+            "next_attempt_at = coalesce($5, next_attempt_at), lease_until = NULL, "
+            "last_error = $6, last_status_code = $7, "
+            "delivered_at = CASE WHEN $3 = 'delivered' THEN now() END, "
+            "failed_at = CASE WHEN $3 = 'failed' THEN now() END "
+            "WHERE message_id = $1 AND status = 'in_flight' AND attempts = $2 RETURNING true",
+            row["message_id"],
+            number,
+            status,
+            route,
+            next_at,
+            result.error,
+            result.status_code,
+        )
+        if not ours:
+            log.warning(
+                "delivery lease lost before the outcome was recorded; another worker retries it",
+                extra={"message_id": str(row["message_id"]), "attempt": number},
+            )
+            return
+        await conn.execute(
+            "INSERT INTO delivery_attempts (message_id, attempt, outcome, status_code, error) "
+            "VALUES ($1, $2, $3, $4, $5)",
+            row["message_id"],
+            number,
+            result.outcome,
+            result.status_code,
+            result.error,
+        )
+        if result.outcome == "gone" and channel is not None:
+            await disable_channel(conn, channel.code, route)
+            log.error(
+                "endpoint is gone: channel disabled until an operator sets it again",
+                extra={"alert": "ops", "recipient": row["recipient"], "channel": route},
+            )
+        if status == "failed":
+            log.error(
+                "delivery failed for good",
+                extra={
+                    "alert": "ops",
+                    "recipient": row["recipient"],
+                    "message_id": str(row["message_id"]),
+                    "attempts": number,
+                    "error": result.error,
+                },
+            )
+            # Nobody can acknowledge what never arrived: the timer escalates now.
+            await conn.execute(
+                "UPDATE escalations SET escalate_at = now(), reason = 'delivery_failed' "
+                "WHERE incident_id = $1 AND recipient = $2 AND stopped_at IS NULL",
+                row["incident_id"],
+                row["escalation_root"] or row["recipient"],
+            )
+        await enqueue(conn, [notify.outgoing(event) for event in events])
+    ATTEMPTS.labels(route, result.outcome).inc()
+
+
+async def deliver(
+    pool: asyncpg.Pool,
+    client: httpx.AsyncClient,
+    notify: Notify,
+    row: asyncpg.Record,
+    jitter: random.Random,
+) -> None:
+    try:
+        # Timeouts are per phase (connect, each SMTP command); the whole attempt must end
+        # while the lease is ours, or another worker would send it a second time meanwhile.
+        async with asyncio.timeout(notify.config.lease_seconds * 0.9):
+            route, channel, result, sent = await attempt(pool, client, notify, row)
+    except TimeoutError:
+        route, channel, sent = row["channel"], None, True
+        result = DeliveryResult("retry", error="timeout: the attempt outlasted its lease")
+    except Exception as exc:
+        # A bug must not strand the row in flight until its lease runs out, attempt after attempt.
+        log.exception("delivery attempt crashed", extra={"message_id": str(row["message_id"])})
+        route, channel, sent = row["channel"], None, False
+        result = DeliveryResult("retry", error=f"internal error: {type(exc).__name__}")
+    try:
+        await record(pool, notify, row, route, channel, result, sent, jitter)
+    except Exception:
+        log.exception(
+            "could not record a delivery attempt; its lease will run out and it is retried",
+            extra={"message_id": str(row["message_id"])},
+        )
+
+
+async def delivery_worker(rt: Runtime, notify: Notify) -> None:
+    """Send due deliveries until the service stops; in-flight sends are finished and recorded."""
+    config = notify.config
+    wake = asyncio.Event()
+    jitter = random.Random()
+    running: set[asyncio.Task[None]] = set()
+
+    def woken(*_: object) -> None:
+        wake.set()
+
+    def done(task: asyncio.Task[None]) -> None:
+        running.discard(task)
+        wake.set()  # a free slot: claim more
+
+    listener = await rt.pool.acquire()
+    try:
+        await listener.add_listener(WAKE_CHANNEL, woken)
+        async with httpx.AsyncClient() as client:
+            while not rt.stopping.is_set():
+                free = config.worker_concurrency - len(running)
+                wake.clear()  # before claiming: a NOTIFY during the claim wakes the next round
+                rows: list[asyncpg.Record] = []
+                if free > 0:
+                    try:
+                        rows = await claim_due(rt.pool, notify, free)
+                    except (asyncpg.PostgresError, OSError) as exc:
+                        log.warning("claiming deliveries failed", extra={"error": repr(exc)})
+                for row in rows:
+                    task = asyncio.create_task(deliver(rt.pool, client, notify, row, jitter))
+                    running.add(task)
+                    task.add_done_callback(done)
+                if len(rows) == free and free > 0:
+                    continue  # maybe more are due
+                await pause(rt.stopping, wake, config.poll_seconds)
+            if running:
+                await asyncio.wait(running)
+    finally:
+        # Cancelled after the shutdown grace: the leases of unfinished sends run out and
+        # another worker (or the next start) retries them.
+        for task in running:
+            task.cancel()
+        await listener.remove_listener(WAKE_CHANNEL, woken)
+        await rt.pool.release(listener)

@@ -1,0 +1,228 @@
+"""Notify's consumer of ``incident-events``: who must be told what, as delivery rows.
+
+One transaction per batch: the inbox claim, the incident state, the audience, the new
+deliveries and the acknowledgement timers. Nothing is sent here; the delivery worker picks the
+rows up (woken by NOTIFY), so a slow endpoint never holds back consumption.
+
+- IncidentReported: kept (reporter sealed) to render messages from.
+- IncidentTriaged: the current decision. New recipients get an alert, staying ones an update
+  when something they see changed, recipients the decision dropped are told it is no longer
+  for them. No recipients (the triage queue): nothing is sent.
+- IncidentPriorityChanged: an update to everyone told; the timers follow the new deadline.
+- IncidentMerged: an update to the first incident's recipients (one more report); the
+  duplicate, if anyone was told about it, is cancelled. No second set of alerts.
+- IncidentResolved, IncidentStatusChanged to cancelled: cancel to everyone told; timers stop.
+- IncidentAcknowledged: the recipient's paging stops (usually known already: notify took the
+  acknowledgement itself).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from uuid import UUID
+
+import asyncpg
+from faststream.kafka import KafkaRouter
+
+from schemas.events import (
+    Event,
+    IncidentAcknowledged,
+    IncidentMerged,
+    IncidentPriorityChanged,
+    IncidentReported,
+    IncidentResolved,
+    IncidentStatusChanged,
+    IncidentTriaged,
+)
+from schemas.taxonomy import taxonomy
+from schemas.topics import INCIDENT_EVENTS
+from services.common.consumer import Incoming, Rejected, batch_consumer, event_parser
+from services.common.outbox import claim
+from services.common.runtime import Runtime
+from services.notify import store
+from services.notify.store import Incident, Message, Notify
+
+DROPPED = "Deze melding is niet langer voor u: de beoordeling is gewijzigd."
+OUTCOMES = {
+    "handled": "afgehandeld",
+    "no_action_needed": "geen actie nodig",
+    "referred": "doorverwezen",
+    "unfounded": "ongegrond",
+}
+
+
+class MissingReport(RuntimeError):
+    """A decision about an incident notify never saw reported: nothing to render from.
+    Raised so the batch machinery retries and then dead-letters the event with this reason."""
+
+
+def changes(old: IncidentTriaged, new: IncidentTriaged) -> list[str]:
+    """What a recipient who stays would see differently, in words (the update's reason)."""
+    said: list[str] = []
+    if old.category != new.category:
+        labels = (taxonomy().category(c).label_nl for c in (old.category, new.category))
+        said.append("categorie {} → {}".format(*labels))
+    if old.priority != new.priority:
+        said.append(f"prioriteit {old.priority} → {new.priority}")
+    if old.report_count != new.report_count:
+        said.append(f"{new.report_count} meldingen")
+    if (old.acknowledge_by, old.handle_by) != (new.acknowledge_by, new.handle_by):
+        said.append("nieuwe termijnen")
+    return said
+
+
+async def on_triaged(conn: asyncpg.Connection, notify: Notify, event: IncidentTriaged) -> None:
+    incident = await store.load_incident(conn, event.incident_id)
+    if incident.reported is None:
+        raise MissingReport(f"incident {event.incident_id} was triaged but never reported")
+    old = incident.triaged
+    incident = await store.save_triaged(conn, incident, event)
+    if incident.closed:
+        return
+    members = await store.active_audience(conn, incident.incident_id)
+    changed = changes(old, event) if old else []
+    # None: nothing a staying recipient sees has changed, so it gets no update.
+    reason = "Gewijzigd: " + ", ".join(changed) if changed else None
+    decision = {r.code: r.profile for r in event.recipients}
+    deadline = incident.acknowledge_deadline(notify)
+    for code, profile in decision.items():
+        member = members.get(code)
+        if member is None:
+            kind, why = "alert", None
+        elif reason is not None or member.profile != profile:
+            kind, why = "update", reason
+        else:
+            continue
+        message = Message(
+            store.message_id(event.event_id, incident.incident_id, code), code, profile, kind, why
+        )
+        await store.compose(
+            conn, notify, incident, message, source="decision", acknowledge_by=deadline
+        )
+    dropped = {c: m for c, m in members.items() if c not in decision and m.source == "decision"}
+    await store.tell(conn, notify, incident, "cancel", DROPPED, event.event_id, dropped)
+    await store.stop_escalations(conn, incident.incident_id, list(dropped), "dropped")
+    # Those paged by escalation stay involved until the incident closes.
+    paged = {c: m for c, m in members.items() if c not in decision and m.source == "escalation"}
+    if reason is not None:
+        await store.tell(conn, notify, incident, "update", reason, event.event_id, paged)
+    await store.watch(conn, notify, incident)
+
+
+async def on_priority_changed(
+    conn: asyncpg.Connection, notify: Notify, event: IncidentPriorityChanged
+) -> None:
+    incident = await store.load_incident(conn, event.incident_id)
+    if incident.triaged is None:
+        return
+    triaged = incident.triaged.model_copy(
+        update={
+            "priority": event.new_priority,
+            "acknowledge_by": event.acknowledge_by,
+            "handle_by": event.handle_by,
+        }
+    )
+    incident = await store.save_triaged(conn, incident, triaged)
+    if not incident.ready:
+        return
+    reason = event.reason or f"Prioriteit {event.old_priority} → {event.new_priority}"
+    await store.tell(conn, notify, incident, "update", reason, event.event_id)
+    await store.watch(conn, notify, incident)
+
+
+async def on_merged(conn: asyncpg.Connection, notify: Notify, event: IncidentMerged) -> None:
+    first = await store.load_incident(conn, event.incident_id)
+    if first.triaged is not None:
+        triaged = first.triaged.model_copy(update={"report_count": event.report_count})
+        first = await store.save_triaged(conn, first, triaged)
+        if first.ready:
+            reason = f"Nog een melding van hetzelfde incident ({event.report_count} meldingen)"
+            await store.tell(conn, notify, first, "update", reason, event.event_id)
+    # The duplicate may not be known here yet (another partition): closing it now also keeps
+    # a late decision about it from alerting anyone.
+    duplicate = await store.load_incident(conn, event.duplicate_incident_id)
+    await close(
+        conn,
+        notify,
+        duplicate,
+        f"Samengevoegd met een eerdere melding van hetzelfde incident ({event.incident_id})",
+        event.event_id,
+    )
+
+
+async def close(
+    conn: asyncpg.Connection, notify: Notify, incident: Incident, reason: str, cause: UUID
+) -> None:
+    """Resolved, cancelled or merged away: cancel to everyone told, no more paging."""
+    if incident.closed:
+        return
+    if incident.ready:
+        await store.tell(conn, notify, incident, "cancel", reason, cause)
+    await store.set_closed(conn, incident.incident_id, True)
+    await store.stop_escalations(conn, incident.incident_id, None, "closed")
+
+
+async def apply(conn: asyncpg.Connection, notify: Notify, event: Event) -> None:
+    match event:
+        case IncidentReported():
+            await store.save_reported(conn, event)
+        case IncidentTriaged():
+            await on_triaged(conn, notify, event)
+        case IncidentPriorityChanged():
+            await on_priority_changed(conn, notify, event)
+        case IncidentMerged():
+            await on_merged(conn, notify, event)
+        case IncidentResolved():
+            incident = await store.load_incident(conn, event.incident_id)
+            reason = f"Afgehandeld: {OUTCOMES[event.outcome]}"
+            await close(conn, notify, incident, reason, event.event_id)
+        case IncidentStatusChanged(new_status="cancelled"):
+            incident = await store.load_incident(conn, event.incident_id)
+            reason = "Ingetrokken" + (f": {event.reason}" if event.reason else "")
+            await close(conn, notify, incident, reason, event.event_id)
+        case IncidentStatusChanged(new_status="reopened"):
+            # Reopened after it was closed: a new decision may alert again.
+            await store.load_incident(conn, event.incident_id)
+            await store.set_closed(conn, event.incident_id, False)
+        case IncidentAcknowledged():
+            await store.load_incident(conn, event.incident_id)
+            root = None
+            if event.message_id is not None:
+                root = await conn.fetchval(
+                    "SELECT escalation_root FROM deliveries WHERE message_id = $1",
+                    event.message_id,
+                )
+            await store.mark_acknowledged(
+                conn, event.incident_id, event.recipient, root, event.acknowledged_by
+            )
+
+
+def build_consumer(rt: Runtime, notify: Notify) -> KafkaRouter:
+    router = KafkaRouter()
+
+    async def on_events(batch: Sequence[Incoming[Event]]) -> list[Rejected]:
+        async with rt.pool.acquire() as conn, conn.transaction():
+            fresh = await claim(conn, [i.item.event_id for i in batch])
+            for incoming in batch:
+                if incoming.item.event_id in fresh:
+                    await apply(conn, notify, incoming.item)
+        return []
+
+    batch_consumer(
+        router,
+        rt.broker,
+        rt.settings,
+        "notify",
+        INCIDENT_EVENTS,
+        parse=event_parser(
+            IncidentReported,
+            IncidentTriaged,
+            IncidentPriorityChanged,
+            IncidentMerged,
+            IncidentResolved,
+            IncidentStatusChanged,
+            IncidentAcknowledged,
+        ),
+        handle=on_events,
+    )
+    return router

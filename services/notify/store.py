@@ -1,0 +1,388 @@
+"""Notify's state in PostgreSQL: incidents, who was told, deliveries and escalation timers.
+
+Every function works inside the caller's transaction. Whoever changes an incident's audience
+or timers locks the incident row first (:func:`load_incident`), so the consumer, the
+escalation task and acknowledgements never wait on each other in opposite orders.
+
+A message is rendered once, when it is created, and stored sealed with the platform's key (a
+full-profile message holds the reporter's contact details): every attempt sends the same bytes
+under the same ``webhook-id`` (the message id), and dropping the key purges stored messages too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal, TypeVar
+from uuid import UUID, uuid4, uuid5
+
+import asyncpg
+
+from schemas.events import IncidentReported, IncidentTriaged, NotificationEvent
+from schemas.taxonomy import Priority, Profile, taxonomy
+from schemas.timeutil import add_window
+from services.common.outbox import OutgoingMessage, event_message
+from services.common.pii import seal
+from services.common.settings import Settings
+from services.notify.cap import CAP_MEDIA_TYPE, SENDER, MsgType, build_cap
+from services.notify.messages import JSON_MEDIA_TYPE, Kind, build_payload, encode_payload
+from services.notify.registry import Registry, find_channel
+from services.notify.settings import NotifySettings
+
+# Message ids are derived from what caused them, so a replayed cause makes the same message.
+_MESSAGES = UUID("8f1d6c52-0b7e-4f43-9d6a-2a9e5b3c7d10")
+WAKE_CHANNEL = "notify_deliveries"
+Source = Literal["decision", "escalation"]
+_LATER_CAP: dict[Kind, MsgType] = {"alert": "Update", "update": "Update", "cancel": "Cancel"}
+N = TypeVar("N", bound=NotificationEvent)
+
+
+@dataclass(frozen=True, slots=True)
+class Notify:
+    """What the consumer, the worker, the escalation task and the API share."""
+
+    settings: Settings
+    config: NotifySettings
+    registry: Registry
+
+    @property
+    def base_url(self) -> str:
+        return self.config.base_url(self.settings)
+
+    def outgoing(self, event: NotificationEvent) -> OutgoingMessage:
+        return event_message(self.settings, event)
+
+    def window(self, priority: Priority, start: datetime) -> datetime:
+        """When a recipient paged at ``start`` must have acknowledged (scaled for tests)."""
+        allowed = add_window(start, taxonomy().priority(priority).acknowledge_within) - start
+        return start + allowed * self.config.escalation_time_scale
+
+
+def message_id(*cause: object) -> UUID:
+    return uuid5(_MESSAGES, "/".join(str(part) for part in cause))
+
+
+def token_hash(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+def notification(cls: type[N], *, now: datetime, **fields: Any) -> N:
+    """A notification event of notify, happening now."""
+    return cls(event_id=uuid4(), occurred_at=now, recorded_at=now, producer="notify", **fields)
+
+
+@dataclass(frozen=True, slots=True)
+class Incident:
+    incident_id: UUID
+    reported: IncidentReported | None
+    triaged: IncidentTriaged | None
+    closed: bool
+
+    @property
+    def ready(self) -> bool:
+        """Known well enough to message about, and still open."""
+        return self.reported is not None and self.triaged is not None and not self.closed
+
+    def values(self) -> dict[str, str | None]:
+        """What fills the placeholders of recipient codes ({wijk}, {buurt}, {partner})."""
+        return {
+            "wijk": self.triaged.wijk_code if self.triaged else None,
+            "buurt": self.triaged.buurt_code if self.triaged else None,
+            "partner": self.reported.partner if self.reported else None,
+        }
+
+    def acknowledge_deadline(self, notify: Notify) -> datetime:
+        """The decision's acknowledge_by, its window scaled from when the report came in."""
+        assert self.reported is not None and self.triaged is not None
+        start = self.reported.recorded_at
+        return start + (self.triaged.acknowledge_by - start) * notify.config.escalation_time_scale
+
+
+async def load_incident(conn: asyncpg.Connection, incident_id: UUID) -> Incident:
+    """The incident, its row locked (created empty if notify has not seen it yet)."""
+    await conn.execute(
+        "INSERT INTO incidents (incident_id) VALUES ($1) ON CONFLICT DO NOTHING", incident_id
+    )
+    row = await conn.fetchrow(
+        "SELECT reported, triaged, closed_at FROM incidents WHERE incident_id = $1 FOR UPDATE",
+        incident_id,
+    )
+    return Incident(
+        incident_id=incident_id,
+        reported=IncidentReported.model_validate_json(row["reported"]) if row["reported"] else None,
+        triaged=IncidentTriaged.model_validate_json(row["triaged"]) if row["triaged"] else None,
+        closed=row["closed_at"] is not None,
+    )
+
+
+async def save_reported(conn: asyncpg.Connection, event: IncidentReported) -> None:
+    await conn.execute(
+        "INSERT INTO incidents (incident_id, reported) VALUES ($1, $2::jsonb) "
+        "ON CONFLICT (incident_id) DO UPDATE SET reported = $2::jsonb, updated_at = now()",
+        event.incident_id,
+        event.model_dump_json(),
+    )
+
+
+async def save_triaged(
+    conn: asyncpg.Connection, incident: Incident, triaged: IncidentTriaged
+) -> Incident:
+    await conn.execute(
+        "UPDATE incidents SET triaged = $2::jsonb, updated_at = now() WHERE incident_id = $1",
+        incident.incident_id,
+        triaged.model_dump_json(),
+    )
+    return Incident(incident.incident_id, incident.reported, triaged, incident.closed)
+
+
+async def set_closed(conn: asyncpg.Connection, incident_id: UUID, closed: bool) -> None:
+    await conn.execute(
+        "UPDATE incidents SET closed_at = CASE WHEN $2 THEN coalesce(closed_at, now()) END, "
+        "updated_at = now() WHERE incident_id = $1",
+        incident_id,
+        closed,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """A recipient that was told about an incident."""
+
+    recipient: str
+    profile: Profile
+    source: Source
+    active: bool
+    first_message_id: UUID
+    cap_reference: tuple[str, str, datetime] | None
+    acknowledged_at: datetime | None
+
+
+async def audience(conn: asyncpg.Connection, incident_id: UUID) -> dict[str, Member]:
+    rows = await conn.fetch(
+        "SELECT * FROM audience WHERE incident_id = $1 ORDER BY recipient", incident_id
+    )
+    return {
+        row["recipient"]: Member(
+            recipient=row["recipient"],
+            profile=Profile(row["profile"]),
+            source=row["source"],
+            active=row["active"],
+            first_message_id=row["first_message_id"],
+            cap_reference=(SENDER, row["cap_identifier"], row["cap_sent"])
+            if row["cap_identifier"]
+            else None,
+            acknowledged_at=row["acknowledged_at"],
+        )
+        for row in rows
+    }
+
+
+async def active_audience(conn: asyncpg.Connection, incident_id: UUID) -> dict[str, Member]:
+    return {code: m for code, m in (await audience(conn, incident_id)).items() if m.active}
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One message to one recipient about one incident."""
+
+    message_id: UUID
+    recipient: str
+    profile: Profile
+    kind: Kind
+    reason: str | None = None
+    # The recipient whose missing acknowledgement this message pages for, if it is a page.
+    escalation_root: str | None = None
+
+
+async def compose(
+    conn: asyncpg.Connection,
+    notify: Notify,
+    incident: Incident,
+    message: Message,
+    *,
+    source: Source,
+    acknowledge_by: datetime | None,
+) -> bool:
+    """Render ``message`` for the recipient's channel and queue its delivery; returns whether
+    the recipient is asked to acknowledge it."""
+    assert incident.reported is not None and incident.triaged is not None
+    now = datetime.now(UTC)
+    members = await audience(conn, incident.incident_id)
+    member = members.get(message.recipient)
+    channel = await find_channel(conn, message.recipient)
+    # Without a usable channel the message is still queued: its attempts fail visibly until an
+    # operator configures one (or the attempts run out), instead of vanishing here.
+    route = (channel.route(message.profile) if channel else None) or "webhook"
+    asks = (
+        message.kind != "cancel"
+        and notify.registry.entry(message.recipient).acknowledges
+        and (member is None or member.acknowledged_at is None)
+    )
+    token = secrets.token_urlsafe(32) if asks else None
+    ack_url = f"{notify.base_url}/ack/{token}" if token else None
+    cap_identifier: str | None = None
+    cap_msg_type: MsgType | None = None
+    if route == "cap":
+        cap_identifier = f"nl.haarlem.veilig.{message.message_id}"
+        reference = member.cap_reference if member else None
+        cap_msg_type = "Alert" if reference is None else _LATER_CAP[message.kind]
+        body = build_cap(
+            incident.reported,
+            incident.triaged,
+            msg_type=cap_msg_type,
+            identifier=cap_identifier,
+            sent=now,
+            references=[reference] if reference else None,
+            ack_url=ack_url,
+            note=message.reason,
+        )
+        content_type = CAP_MEDIA_TYPE
+    else:
+        # E-mail is rendered from the same payload when it is sent (compose_email).
+        payload = build_payload(
+            incident.reported,
+            incident.triaged,
+            message.profile,
+            message_id=message.message_id,
+            kind=message.kind,
+            update_reason=message.reason,
+            ack_url=ack_url,
+        )
+        body = encode_payload(payload)
+        content_type = JSON_MEDIA_TYPE
+    first_message_id = member.first_message_id if member else message.message_id
+    new_alert = cap_msg_type == "Alert"
+    await conn.execute(
+        "INSERT INTO audience (incident_id, recipient, profile, source, active, "
+        "first_message_id, cap_identifier, cap_sent) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
+        "ON CONFLICT (incident_id, recipient) DO UPDATE SET profile = $3, active = $5, "
+        "source = CASE WHEN $4 = 'decision' THEN $4 ELSE audience.source END, "
+        "cap_identifier = coalesce(audience.cap_identifier, $7), "
+        "cap_sent = coalesce(audience.cap_sent, $8)",
+        incident.incident_id,
+        message.recipient,
+        message.profile.value,
+        source,
+        message.kind != "cancel",
+        first_message_id,
+        cap_identifier if new_alert else None,
+        now if new_alert else None,
+    )
+    await conn.execute(
+        "INSERT INTO deliveries (message_id, incident_id, recipient, kind, channel, profile, "
+        "priority, content_type, body_sealed, first_message_id, cap_identifier, cap_msg_type, "
+        "acknowledge_by, escalation_root, ack_token_hash) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) "
+        "ON CONFLICT (message_id) DO NOTHING",
+        message.message_id,
+        incident.incident_id,
+        message.recipient,
+        message.kind,
+        route,
+        message.profile.value,
+        incident.triaged.priority,
+        content_type,
+        seal(body.decode()),
+        first_message_id,
+        cap_identifier,
+        cap_msg_type,
+        acknowledge_by if asks else None,
+        message.escalation_root,
+        token_hash(token) if token else None,
+    )
+    await conn.execute(f"SELECT pg_notify('{WAKE_CHANNEL}', '')")
+    return asks
+
+
+async def tell(
+    conn: asyncpg.Connection,
+    notify: Notify,
+    incident: Incident,
+    kind: Kind,
+    reason: str,
+    cause: UUID,
+    members: dict[str, Member] | None = None,
+) -> None:
+    """Send ``kind`` to every recipient still told about the incident (or to ``members``)."""
+    members = members if members is not None else await active_audience(conn, incident.incident_id)
+    for member in members.values():
+        message = Message(
+            message_id(cause, incident.incident_id, member.recipient),
+            member.recipient,
+            member.profile,
+            kind,
+            reason,
+        )
+        await compose(
+            conn,
+            notify,
+            incident,
+            message,
+            source=member.source,
+            acknowledge_by=incident.acknowledge_deadline(notify),
+        )
+
+
+async def watch(conn: asyncpg.Connection, notify: Notify, incident: Incident) -> None:
+    """(Re)start the acknowledgement timers for the incident's current decision: one per
+    recipient that acknowledges and has not, while the priority escalates (P1, P2)."""
+    assert incident.triaged is not None
+    if not taxonomy().priority(incident.triaged.priority).escalate_unacknowledged:
+        await stop_escalations(conn, incident.incident_id, None, "priority")
+        return
+    deadline = incident.acknowledge_deadline(notify)
+    for member in (await active_audience(conn, incident.incident_id)).values():
+        if (
+            member.source == "decision"
+            and member.acknowledged_at is None
+            and notify.registry.entry(member.recipient).acknowledges
+        ):
+            # A timer that already escalated keeps its own rhythm; a waiting one gets the
+            # new deadline. An acknowledged one stays stopped.
+            await conn.execute(
+                "INSERT INTO escalations (incident_id, recipient, message_id, escalate_at, "
+                "deadline) VALUES ($1, $2, $3, $4, $4) ON CONFLICT (incident_id, recipient) "
+                "DO UPDATE SET escalate_at = $4, deadline = $4, stopped_at = NULL, "
+                "stop_reason = NULL WHERE escalations.level = 0 "
+                "AND escalations.stop_reason IS DISTINCT FROM 'acknowledged'",
+                incident.incident_id,
+                member.recipient,
+                member.first_message_id,
+                deadline,
+            )
+
+
+async def stop_escalations(
+    conn: asyncpg.Connection, incident_id: UUID, recipients: list[str] | None, reason: str
+) -> None:
+    """Stop the timers of ``recipients`` (None: all) of an incident."""
+    await conn.execute(
+        "UPDATE escalations SET stopped_at = now(), stop_reason = $3 WHERE incident_id = $1 "
+        "AND stopped_at IS NULL AND ($2::text[] IS NULL OR recipient = ANY($2::text[]))",
+        incident_id,
+        recipients,
+        reason,
+    )
+
+
+async def mark_acknowledged(
+    conn: asyncpg.Connection,
+    incident_id: UUID,
+    recipient: str,
+    root: str | None,
+    acknowledged_by: str | None,
+) -> None:
+    """``recipient`` took responsibility: no more paging for it, nor for ``root`` whose page it
+    answered."""
+    await conn.execute(
+        "UPDATE audience SET acknowledged_at = now(), acknowledged_by = $3 "
+        "WHERE incident_id = $1 AND recipient = $2 AND acknowledged_at IS NULL",
+        incident_id,
+        recipient,
+        acknowledged_by,
+    )
+    await stop_escalations(
+        conn, incident_id, [recipient] if root is None else [recipient, root], "acknowledged"
+    )

@@ -1,0 +1,1 @@
+"""Tools around the platform: local stand-ins for the outside world, the demo, the benchmark."""

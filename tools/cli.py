@@ -1,0 +1,125 @@
+"""`veilig run` (what `make run` calls) and `veilig demo` (what `make demo` calls)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from services.common.settings import SERVICES, Settings, get_settings
+from services.notify.webhooks import generate_secret
+from tools import demo as demo_scenario
+from tools.supervisor import Program, Supervisor, service_program
+
+console = Console()
+T = TypeVar("T")
+RUN_DIR = Path(os.environ.get("RUN_DIR", ".run"))
+STANDIN_SECRET = RUN_DIR / "standins" / "secret"
+
+
+def standin_secret() -> str:
+    """The whsec_ secret the local stand-in receiver verifies with (made once per run dir)."""
+    if not STANDIN_SECRET.exists():
+        STANDIN_SECRET.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(STANDIN_SECRET, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(generate_secret())
+    return STANDIN_SECRET.read_text().strip()
+
+
+def base_url(settings: Settings) -> str:
+    return f"http://{settings.http_host}:{settings.intake_port}"
+
+
+def run_platform(
+    demo: Annotated[bool, typer.Option("--demo/--no-demo", help="Replay the demo.")] = True,
+    pace: Annotated[float, typer.Option(help="Seconds between demo reports.")] = 1.5,
+) -> None:
+    """Run all four services and the stand-ins under a supervisor until Ctrl-C."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s supervisor %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    settings = get_settings()
+    log_dir = RUN_DIR / "logs"
+    secret = standin_secret()
+    programs = [service_program(s, settings.port_of(s), settings.http_host) for s in SERVICES]
+    # Notify mails the stand-in SMTP server and links acknowledgements to its own API.
+    programs[SERVICES.index("notify")].env.update(
+        {
+            "NOTIFY_SMTP_HOST": "127.0.0.1",
+            "NOTIFY_SMTP_PORT": "8025",
+            "NOTIFY_PUBLIC_BASE_URL": f"http://{settings.http_host}:{settings.notify_port}",
+        }
+    )
+    programs.append(
+        Program(
+            name="standins",
+            argv=[sys.executable, "-m", "tools.standins"],
+            env={"STANDIN_SECRET": secret},
+            health_url=f"{demo_scenario.STANDIN_URL}/deliveries",
+        )
+    )
+
+    async def main() -> None:
+        supervisor = Supervisor(programs, log_dir=str(log_dir))
+        loop = asyncio.get_running_loop()
+        done = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, done.set)
+        await supervisor.start()
+        try:
+            laggards = await until_done(supervisor.wait_ready(), done)
+            if done.is_set():
+                return
+            if laggards:
+                console.print(f"[yellow]not ready yet:[/yellow] {', '.join(laggards)} ({log_dir})")
+            await demo_scenario.point_recipients_at_standins(settings, secret)
+            host = f"http://{settings.http_host}"
+            console.print("\n[bold]Veilig Haarlem is running[/bold]")
+            for service in SERVICES:
+                port = settings.port_of(service)
+                console.print(f"  {service:<10} {host}:{port}/docs   metrics {host}:{port}/metrics")
+            console.print(f"  logs       {log_dir}/")
+            if demo:
+                await until_done(run_demo(settings, pace), done)
+            console.print("Press Ctrl-C to stop.\n")
+            await done.wait()
+        finally:
+            console.print("stopping ...")
+            await supervisor.stop()
+
+    asyncio.run(main())
+
+
+async def until_done(work: Coroutine[Any, Any, T], done: asyncio.Event) -> T | None:
+    """Run ``work`` unless Ctrl-C comes first (then it is cancelled and None returned)."""
+    task = asyncio.create_task(work)
+    stop = asyncio.create_task(done.wait())
+    await asyncio.wait([task, stop], return_when=asyncio.FIRST_COMPLETED)
+    stop.cancel()
+    if not task.done():
+        task.cancel()
+        return None
+    return task.result()
+
+
+async def run_demo(settings: Settings, pace: float) -> None:
+    started = asyncio.get_running_loop().time()
+    results = await demo_scenario.replay(
+        settings, pace=pace, base_url=base_url(settings), keys_file=RUN_DIR / "demo" / "keys.json"
+    )
+    demo_scenario.summary(results, settings, started)
+
+
+def demo(
+    pace: Annotated[float, typer.Option(help="Seconds between reports.")] = 1.5,
+) -> None:
+    """Replay the demo scenario against a running platform."""
+    asyncio.run(run_demo(get_settings(), pace))
