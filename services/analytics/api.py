@@ -214,6 +214,8 @@ async def incidents_by_category(
 class Point(BaseModel):
     label: str
     count: Count
+    start: datetime | None = None
+    """Where an hour, day or week begins."""
 
 
 class Series(BaseModel):
@@ -221,25 +223,51 @@ class Series(BaseModel):
     points: list[Point]
 
 
-@router.get("/incidents/months", response_model=Series, summary="Incidents per month of a year")
-async def incidents_by_month(
+DAYS = ("ma", "di", "wo", "do", "vr", "za", "zo")
+STEP_TITLES = {"hour": "uur", "day": "dag", "week": "week", "month": "maand"}
+
+
+def _series(title: str, step: str, found: list[tuple[datetime, int]]) -> Series:
+    def label(start: datetime) -> str:
+        local = start.astimezone(AMSTERDAM)
+        if step == "hour":
+            return f"{local:%H}"
+        if step == "week":
+            return f"{local:%G-W%V}"
+        return f"{DAYS[local.weekday()]} {local:%d}"
+
+    return Series(title=title, points=[Point(label=label(t), count=n, start=t) for t, n in found])
+
+
+@router.get("/incidents/series", response_model=Series, summary="Incidents over time")
+async def incidents_series(
     rt: Rt,
     staff: StaffMember,
-    year: Annotated[int | None, Query(ge=2000, le=2999)] = None,
+    period: PeriodText = None,
+    step: Literal["month", "week", "day", "hour"] = "month",
     area: str = ALL,
     category: str = ALL,
 ) -> Series:
-    """The months of a calendar year (the finest time grid roles other than ops see)."""
-    year = year or datetime.now(AMSTERDAM).year
+    """Incidents per month of a calendar period (every role), or per local hour, day or ISO
+    week of any period (ops only: finer buckets of small areas are mostly small counts)."""
+    when = period_for(staff, period)
     area, category = _check_area(area), _check_category(category)
+    title = f"Incidenten per {STEP_TITLES[step]}, {when.label}"
     async with rt.pool.acquire() as conn:
-        cube = await stats.cube(
-            conn, "incidents", stats.parse_period(str(year)), exact=exact_for(staff)
-        )
-    return Series(
-        title=f"Incidenten per maand, {year}",
-        points=[Point(label=m, count=cube.shown(area, category, m)) for m in stats.months_of(year)],
-    )
+        if step == "month":
+            if not when.calendar:
+                raise Problem(
+                    422, "invalid-period", "Invalid period", "months need YYYY, YYYY-Qn or YYYY-MM"
+                )
+            cube = await stats.cube(conn, "incidents", when, exact=exact_for(staff))
+            points = [
+                Point(label=m, count=cube.shown(area, category, m)) for m in stats.months_in(when)
+            ]
+            return Series(title=title, points=points)
+        if not exact_for(staff):
+            raise Problem(403, "forbidden", "Not allowed", "hours, days and weeks: ops only")
+        found = await stats.incident_series(conn, step, when, area, category)
+    return _series(title, step, found)
 
 
 # --- response times, backlog, SLA, deliveries, partners -----------------------------------------
@@ -365,7 +393,6 @@ async def sla(rt: Rt, staff: StaffMember, period: PeriodText = None) -> Sla:
     return await sla_for(rt, staff, period_for(staff, period))
 
 
-DAYS = ("ma", "di", "wo", "do", "vr", "za", "zo")
 OUTCOMES = ["dispatched", "delivered", "failed", "failed_final", "escalated", "acknowledged"]
 
 
@@ -459,18 +486,12 @@ async def overview_for(rt: Runtime, staff: Staff) -> Overview:
     async with rt.pool.acquire() as conn:
         delivered = await stats.cube(conn, "deliveries", window, exact=exact)
         if exact:
-            hours = await stats.recent_series(conn, "hour", 24, now)
-            days = await stats.recent_series(conn, "day", 7, now)
-            series = [
-                Series(
-                    title="Incidenten per uur, laatste 24 uur",
-                    points=[Point(label=f"{t:%H}", count=n) for t, n in hours],
-                ),
-                Series(
-                    title="Incidenten per dag, laatste 7 dagen",
-                    points=[Point(label=f"{DAYS[t.weekday()]} {t:%d}", count=n) for t, n in days],
-                ),
-            ]
+            series = []
+            for step, span, title in (("hour", "24h", "24 uur"), ("day", "7d", "7 dagen")):
+                found = await stats.incident_series(conn, step, stats.parse_period(span, now))
+                series.append(
+                    _series(f"Incidenten per {STEP_TITLES[step]}, laatste {title}", step, found)
+                )
         else:
             year = stats.parse_period(str(now.astimezone(AMSTERDAM).year))
             cube = await stats.cube(conn, "incidents", year, exact=False)
@@ -479,7 +500,7 @@ async def overview_for(rt: Runtime, staff: Staff) -> Overview:
                     title=f"Incidenten per maand, {year.label}",
                     points=[
                         Point(label=m[5:], count=cube.shown(ALL, ALL, m))
-                        for m in stats.months_of(year.calendar_year or 0)
+                        for m in stats.months_in(year)
                     ],
                 )
             ]

@@ -325,32 +325,51 @@ def shown_distribution(d: Distribution, *, exact: bool) -> dict[str, Shown | flo
 # --- series for the dashboard ---------------------------------------------------------------
 
 
-async def recent_series(
-    conn: asyncpg.Connection, step: str, buckets: int, now: datetime
+STEPS = ("hour", "day", "week")
+
+
+def bucket_starts(step: str, period: Period) -> list[datetime]:
+    """The local hours, days or ISO weeks that overlap ``period``."""
+    if step == "hour":  # Amsterdam's offsets are whole hours: local hours are UTC hours
+        hour = period.start.replace(minute=0, second=0, microsecond=0)
+        count = -(-(period.end - hour) // timedelta(hours=1))
+        return [hour + timedelta(hours=i) for i in range(count)]
+    day = period.start.astimezone(AMSTERDAM).date()
+    if step == "week":
+        day -= timedelta(days=day.weekday())
+    starts = []
+    # Local midnights, made per date so a daylight-saving night is still one bucket.
+    while (start := datetime.combine(day, datetime.min.time(), tzinfo=AMSTERDAM)) < period.end:
+        starts.append(start)
+        day += timedelta(days=7 if step == "week" else 1)
+    return starts
+
+
+async def incident_series(
+    conn: asyncpg.Connection, step: str, period: Period, area: str = ALL, category: str = ALL
 ) -> list[tuple[datetime, int]]:
-    """Incidents per local ``hour`` or ``day``, the last ``buckets`` of them up to now
-    (exact: the ops role only)."""
-    local = now.astimezone(AMSTERDAM)
-    if step == "hour":
-        last = local.replace(minute=0, second=0, microsecond=0)
-        starts = [last - timedelta(hours=i) for i in reversed(range(buckets))]
-    else:
-        day = local.date()
-        # Local midnights, built per date so a daylight-saving night is still one bucket.
-        starts = [
-            datetime.combine(day - timedelta(days=i), datetime.min.time(), tzinfo=AMSTERDAM)
-            for i in reversed(range(buckets))
-        ]
+    """Incidents per local hour, day or week overlapping ``period``, each bucket counted
+    whole, for an area (city, wijk or buurt) and a category (exact: the ops role only)."""
+    starts = bucket_starts(step, period)
     rows = await conn.fetch(
         "SELECT date_trunc($1, occurred_at, 'Europe/Amsterdam'), count(*) FROM incident_facts "
-        "WHERE merged_into IS NULL AND occurred_at >= $2 AND occurred_at <= $3 GROUP BY 1",
+        "WHERE merged_into IS NULL AND occurred_at >= $2 AND occurred_at < $3 "
+        "AND ($4 = '*' OR wijk = $4 OR buurt = $4) AND ($5 = '*' OR coalesce(category, '?') = $5) "
+        "GROUP BY 1",
         step,
         starts[0],
-        now,
+        period.end,
+        area,
+        category,
     )
     counts = {r[0]: r[1] for r in rows}
     return [(start, counts.get(start, 0)) for start in starts]
 
 
-def months_of(year: int) -> list[str]:
-    return [f"{year}-{m:02d}" for m in range(1, 13)]
+def months_in(period: Period) -> list[str]:
+    """The months of a calendar period, as ``YYYY-MM``."""
+    year, quarter, month = _parts(period.label)
+    if month:
+        return [period.label]
+    months = range(3 * quarter - 2, 3 * quarter + 1) if quarter else range(1, 13)
+    return [f"{year}-{m:02d}" for m in months]

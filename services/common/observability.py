@@ -15,7 +15,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -111,6 +111,21 @@ def setup_tracing(service: str) -> TracerProvider | None:
 tracer = trace.get_tracer("veilig")
 
 
+def current_traceparent() -> str | None:
+    """The W3C traceparent of the current span (None outside any trace)."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return carrier.get("traceparent")
+
+
+def record_traceparent(headers: Iterable[tuple[str, bytes]] | None) -> str | None:
+    """The traceparent header of a Kafka record."""
+    for name, value in headers or ():
+        if name == "traceparent":
+            return value.decode()
+    return None
+
+
 @contextmanager
 def span_from(
     traceparent: str | None,
@@ -123,6 +138,4 @@ def span_from(
     traceparent to put on what this step produces, so that one report stays one trace."""
     parent = propagate.extract({"traceparent": traceparent} if traceparent else {})
     with tracer.start_as_current_span(name, context=parent, kind=kind, attributes=attributes):
-        carrier: dict[str, str] = {}
-        propagate.inject(carrier)
-        yield carrier.get("traceparent", traceparent)
+        yield current_traceparent() or traceparent

@@ -18,12 +18,12 @@ from typing import Literal
 from uuid import UUID
 
 import asyncpg
-from opentelemetry import propagate
 from prometheus_client import Counter
 
 from schemas.events import Flags, IncidentReported
 from schemas.geo import locate
 from schemas.submission import IncidentSubmission
+from services.common.observability import current_traceparent
 from services.common.outbox import enqueue, event_message
 from services.common.pii import seal
 from services.common.settings import Settings
@@ -55,13 +55,6 @@ def body_hash(report: IncidentSubmission) -> str:
         ensure_ascii=False,
     )
     return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def current_trace() -> tuple[str | None, str | None]:
-    """The W3C trace context of the current span, to carry on in the event's headers."""
-    carrier: dict[str, str] = {}
-    propagate.inject(carrier)
-    return carrier.get("traceparent"), carrier.get("tracestate")
 
 
 def reported_event(
@@ -106,7 +99,7 @@ async def accept(
     now = datetime.now(UTC)
     hashes = [body_hash(r) for r in reports]
     new_ids = [uuid.uuid4() for _ in reports]
-    traceparent, tracestate = current_trace()
+    traceparent = current_traceparent()
     async with conn.transaction():
         inserted = {
             row["external_id"]: row["incident_id"]
@@ -168,10 +161,7 @@ async def accept(
             )
             await enqueue(
                 conn,
-                (
-                    event_message(settings, e, traceparent=traceparent, tracestate=tracestate)
-                    for e in fresh
-                ),
+                (event_message(settings, e, traceparent=traceparent) for e in fresh),
             )
     for outcome in outcomes:
         REPORTS.labels(partner.code, channel, outcome.result).inc()

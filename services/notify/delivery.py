@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 
 import asyncpg
 import httpx
+from opentelemetry.trace import SpanKind
 from prometheus_client import Counter
 
 from schemas.events import (
@@ -41,6 +42,7 @@ from schemas.events import (
     NotificationEvent,
     NotificationFailed,
 )
+from services.common.observability import current_traceparent, span_from
 from services.common.outbox import enqueue
 from services.common.pii import SealError, open_sealed
 from services.common.runtime import Runtime
@@ -155,6 +157,7 @@ async def attempt(
         message_id=str(row["message_id"]),
         secrets=channel.secrets,
         content_type=row["content_type"],
+        traceparent=current_traceparent(),
         timeout=config.http_timeout_seconds,
     )
     return route, channel, result, True
@@ -280,6 +283,24 @@ async def record(
 
 
 async def deliver(
+    pool: asyncpg.Pool,
+    client: httpx.AsyncClient,
+    notify: Notify,
+    row: asyncpg.Record,
+    jitter: random.Random,
+) -> None:
+    # One span per attempt, on the trace of the decision that caused it: the webhook's
+    # traceparent header and the notification events continue it.
+    with span_from(
+        row["traceparent"],
+        "notify.deliver",
+        kind=SpanKind.PRODUCER,
+        attributes={"incident.id": str(row["incident_id"]), "recipient": row["recipient"]},
+    ):
+        await _deliver(pool, client, notify, row, jitter)
+
+
+async def _deliver(
     pool: asyncpg.Pool,
     client: httpx.AsyncClient,
     notify: Notify,

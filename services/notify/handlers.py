@@ -23,6 +23,7 @@ from uuid import UUID
 
 import asyncpg
 from faststream.kafka import KafkaRouter
+from opentelemetry.trace import SpanKind
 
 from schemas.events import (
     Event,
@@ -37,6 +38,7 @@ from schemas.events import (
 from schemas.taxonomy import taxonomy
 from schemas.topics import INCIDENT_EVENTS
 from services.common.consumer import Incoming, Rejected, batch_consumer, event_parser
+from services.common.observability import record_traceparent, span_from
 from services.common.outbox import claim
 from services.common.runtime import Runtime
 from services.notify import store
@@ -205,7 +207,14 @@ def build_consumer(rt: Runtime, notify: Notify) -> KafkaRouter:
             fresh = await claim(conn, [i.item.event_id for i in batch])
             for incoming in batch:
                 if incoming.item.event_id in fresh:
-                    await apply(conn, notify, incoming.item)
+                    # Deliveries and notification events carry this trace on.
+                    with span_from(
+                        record_traceparent(incoming.record.headers),
+                        f"notify {type(incoming.item).__name__}",
+                        kind=SpanKind.CONSUMER,
+                        attributes={"incident.id": str(incoming.item.incident_id)},
+                    ):
+                        await apply(conn, notify, incoming.item)
         return []
 
     batch_consumer(

@@ -23,6 +23,7 @@ import asyncpg
 from schemas.events import IncidentReported, IncidentTriaged, NotificationEvent
 from schemas.taxonomy import Priority, Profile, taxonomy
 from schemas.timeutil import add_window
+from services.common.observability import current_traceparent
 from services.common.outbox import OutgoingMessage, event_message
 from services.common.pii import seal
 from services.common.settings import Settings
@@ -52,7 +53,7 @@ class Notify:
         return self.config.base_url(self.settings)
 
     def outgoing(self, event: NotificationEvent) -> OutgoingMessage:
-        return event_message(self.settings, event)
+        return event_message(self.settings, event, traceparent=current_traceparent())
 
     def window(self, priority: Priority, start: datetime) -> datetime:
         """When a recipient paged at ``start`` must have acknowledged (scaled for tests)."""
@@ -273,8 +274,8 @@ async def compose(
     await conn.execute(
         "INSERT INTO deliveries (message_id, incident_id, recipient, kind, channel, profile, "
         "priority, content_type, body_sealed, first_message_id, cap_identifier, cap_msg_type, "
-        "acknowledge_by, escalation_root, ack_token_hash) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) "
+        "acknowledge_by, escalation_root, ack_token_hash, traceparent) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) "
         "ON CONFLICT (message_id) DO NOTHING",
         message.message_id,
         incident.incident_id,
@@ -291,6 +292,7 @@ async def compose(
         acknowledge_by if asks else None,
         message.escalation_root,
         token_hash(token) if token else None,
+        current_traceparent(),
     )
     await conn.execute(f"SELECT pg_notify('{WAKE_CHANNEL}', '')")
     return asks

@@ -27,7 +27,7 @@ from schemas.events import (
 from schemas.taxonomy import priority_rank
 from schemas.topics import INCIDENT_EVENTS, NOTIFICATION_EVENTS
 from services.common.consumer import Incoming, Rejected, batch_consumer, event_parser
-from services.common.observability import incident_id_var, span_from
+from services.common.observability import incident_id_var, record_traceparent, span_from
 from services.common.outbox import claim, enqueue, event_message
 from services.common.runtime import Runtime
 from services.common.settings import Settings
@@ -219,13 +219,6 @@ async def on_acknowledged(
     )
 
 
-def _traceparent(incoming: Incoming[Event]) -> str | None:
-    for name, value in incoming.record.headers or ():
-        if name == "traceparent":
-            return value.decode()
-    return None
-
-
 def build_consumers(rt: Runtime, triage: Triage) -> KafkaRouter:
     router = KafkaRouter()
 
@@ -239,7 +232,7 @@ def build_consumers(rt: Runtime, triage: Triage) -> KafkaRouter:
                 token = incident_id_var.set(str(event.incident_id))
                 try:
                     with span_from(
-                        _traceparent(incoming),
+                        record_traceparent(incoming.record.headers),
                         f"triage {type(event).__name__}",
                         kind=SpanKind.CONSUMER,
                         attributes={"incident.id": str(event.incident_id)},
