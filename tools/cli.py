@@ -39,22 +39,14 @@ def base_url(settings: Settings) -> str:
     return f"http://{settings.http_host}:{settings.intake_port}"
 
 
-def run_platform(
-    demo: Annotated[bool, typer.Option("--demo/--no-demo", help="Replay the demo.")] = True,
-    pace: Annotated[float, typer.Option(help="Seconds between demo reports.")] = 1.5,
-) -> None:
-    """Run all four services and the stand-ins under a supervisor until Ctrl-C."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s supervisor %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    settings = get_settings()
-    log_dir = RUN_DIR / "logs"
-    secret = standin_secret()
+def platform_programs(settings: Settings, secret: str) -> list[Program]:
+    """The four services and the stand-ins, as `make run` (and `make bench`) supervise them."""
     programs = [service_program(s, settings.port_of(s), settings.http_host) for s in SERVICES]
     # Notify mails the stand-in SMTP server and links acknowledgements to its own API.
     programs[SERVICES.index("notify")].env.update(
         {
             "NOTIFY_SMTP_HOST": "127.0.0.1",
-            "NOTIFY_SMTP_PORT": "8025",
+            "NOTIFY_SMTP_PORT": os.environ.get("STANDIN_SMTP_PORT", "8025"),
             "NOTIFY_PUBLIC_BASE_URL": f"http://{settings.http_host}:{settings.notify_port}",
         }
     )
@@ -66,6 +58,20 @@ def run_platform(
             health_url=f"{demo_scenario.STANDIN_URL}/deliveries",
         )
     )
+    return programs
+
+
+def run_platform(
+    demo: Annotated[bool, typer.Option("--demo/--no-demo", help="Replay the demo.")] = True,
+    pace: Annotated[float, typer.Option(help="Seconds between demo reports.")] = 1.5,
+) -> None:
+    """Run all four services and the stand-ins under a supervisor until Ctrl-C."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s supervisor %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    settings = get_settings()
+    log_dir = RUN_DIR / "logs"
+    secret = standin_secret()
+    programs = platform_programs(settings, secret)
 
     async def main() -> None:
         supervisor = Supervisor(programs, log_dir=str(log_dir))
@@ -86,7 +92,13 @@ def run_platform(
             for service in SERVICES:
                 port = settings.port_of(service)
                 console.print(f"  {service:<10} {host}:{port}/docs   metrics {host}:{port}/metrics")
+            token = await demo_scenario.ops_token(settings, RUN_DIR / "demo" / "ops-token")
             console.print(f"  logs       {log_dir}/")
+            console.print(
+                f"  [bold]dashboard[/bold]  {host}:{settings.analytics_port}/login?token={token}"
+                "  (an ops account of this local run)"
+            )
+            console.print(f"  receiver   {demo_scenario.STANDIN_URL}/  (what notify delivered)")
             if demo:
                 await until_done(run_demo(settings, pace), done)
             console.print("Press Ctrl-C to stop.\n")

@@ -23,6 +23,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn
 
 from schemas.taxonomy import taxonomy
+from services.common import staff
 from services.common.migrations import load_migrations, migrate
 from services.common.settings import Settings
 from services.intake import partners as partner_store
@@ -31,7 +32,9 @@ from services.notify.registry import set_channel
 from services.notify.service import SPEC as NOTIFY
 
 SCENARIO = Path(__file__).with_name("data") / "demo_scenario.yaml"
-STANDIN_URL = "http://127.0.0.1:8090"
+# The stand-in receiver (tools/standins.py) reads the same variable: a second stack (the
+# benchmark while developing) runs its stand-ins on other ports.
+STANDIN_URL = f"http://127.0.0.1:{os.environ.get('STANDIN_WEBHOOK_PORT', '8090')}"
 console = Console()
 
 
@@ -54,6 +57,22 @@ async def point_recipients_at_standins(settings: Settings, secret: str) -> None:
         await conn.close()
 
 
+async def ops_token(settings: Settings, store: Path) -> str:
+    """A staff token (role ops) for the dashboard of a local run: kept in ``store`` (0600)
+    and reused while it works, made anew otherwise."""
+    known = store.read_text().strip() if store.exists() else ""  # noqa: ASYNC240 (tiny local file)
+    conn = await asyncpg.connect(settings.database_url.get_secret_value())
+    try:
+        await staff.ensure_schema(conn)
+        if known and await staff.authenticate_staff(conn, known):
+            return known
+        token = await staff.add_staff(conn, f"ops-{uuid.uuid4().hex[:6]}", "ops")
+    finally:
+        await conn.close()
+    write_secret(store, token)
+    return token
+
+
 def load_scenario(path: Path = SCENARIO) -> dict[str, Any]:
     return yaml.safe_load(path.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
 
@@ -63,10 +82,15 @@ def read_keys(store: Path) -> dict[str, str]:
 
 
 def write_keys(store: Path, keys: dict[str, str]) -> None:
+    write_secret(store, json.dumps(keys))
+
+
+def write_secret(store: Path, text: str) -> None:
+    """Write a local secret readable by its owner only."""
     store.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(store, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as out:
-        json.dump(keys, out)
+        out.write(text)
 
 
 async def partner_keys(
@@ -153,7 +177,7 @@ def summary(results: list[dict[str, Any]], settings: Settings, started: float) -
     console.print(
         f"  partner API docs   {host}:{settings.intake_port}/docs\n"
         f"  triage API         {host}:{settings.triage_port}/docs\n"
-        f"  ops dashboard      {host}:{settings.analytics_port}/\n"
+        f"  ops dashboard      {host}:{settings.analytics_port}/dashboard (the login link above)\n"
         f"  deliveries         {STANDIN_URL}/  (stand-in webhook receiver)\n"
         f"  metrics            {host}:{{8081..8084}}/metrics"
     )

@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TypeVar
 
 import asyncpg
+import typer
+from rich.console import Console
+
+from services.common.migrations import load_migrations, migrate
+from services.common.settings import get_settings
 
 log = logging.getLogger(__name__)
+R = TypeVar("R")
 
 
 async def create_pool(
@@ -45,3 +54,37 @@ async def create_pool(
         else:
             assert pool is not None
             return pool
+
+
+def run_in_schema(
+    schema: str,
+    migrations: Path,
+    action: Callable[[asyncpg.Connection], Awaitable[R]],
+    *,
+    user_errors: tuple[type[Exception], ...] = (),
+) -> R:
+    """For the CLI: run ``action`` on a connection to a service's schema (its migrations
+    applied first); an error of ``user_errors`` is printed and exits 1 instead of a trace."""
+
+    async def run() -> R:
+        conn = await asyncpg.connect(
+            get_settings().database_url.get_secret_value(),
+            server_settings={"search_path": f"{schema},public"},
+        )
+        try:
+            await migrate(conn, schema, load_migrations(migrations))
+            return await action(conn)
+        finally:
+            await conn.close()
+
+    try:
+        return asyncio.run(run())
+    except user_errors as exc:
+        Console(stderr=True).print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
+    except OSError as exc:
+        Console(stderr=True).print(
+            f"[red]PostgreSQL is not reachable ({exc}); is it running (make up) and is "
+            "DATABASE_URL right?[/red]"
+        )
+        raise typer.Exit(1) from exc

@@ -2,9 +2,8 @@
 
 Every staff member has one role: ``triage`` works the queue, ``ops`` runs the platform (and is
 the only role that sees exact small counts in analytics), ``admin`` manages the platform. A
-token reads ``vs_<token id>_<secret>``: the id finds the row, the secret is checked against its
-SHA-256 in constant time (256 random bits need no password stretching), so the database never
-holds a usable token. The token is shown once, when it is made.
+token reads ``vs_<token id>_<secret>`` (services/common/tokens.py): only its hash is stored,
+and it is shown once, when it is made.
 
 The accounts live in their own schema ``staff`` (migrations in ``staff_migrations/``), shared
 by the services that serve staff; :func:`add_staff` creates it on first use.
@@ -15,10 +14,7 @@ HTTP: ``Authorization: Bearer <token>``, or for a browser the cookie :data:`STAF
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import re
-import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +24,7 @@ import asyncpg
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from services.common import tokens
 from services.common.migrations import load_migrations, migrate
 from services.common.problems import Problem
 from services.common.runtime import Runtime, runtime
@@ -37,7 +34,7 @@ ROLES: tuple[Role, ...] = get_args(Role)
 SCHEMA = "staff"
 MIGRATIONS = Path(__file__).parent / "staff_migrations"
 STAFF_COOKIE = "veilig_staff"
-TOKEN_PATTERN = re.compile(r"^vs_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
+TOKEN_PREFIX = "vs"  # noqa: S105 (a prefix, not a secret)
 USERNAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{1,62}$")
 
 
@@ -49,10 +46,6 @@ class StaffError(ValueError):
 class Staff:
     username: str
     role: Role
-
-
-def _hash(secret: str) -> bytes:
-    return hashlib.sha256(secret.encode()).digest()
 
 
 async def ensure_schema(conn: asyncpg.Connection) -> None:
@@ -70,39 +63,38 @@ async def add_staff(conn: asyncpg.Connection, username: str, role: Role) -> str:
     if role not in ROLES:
         raise StaffError(f"unknown role {role!r}; roles: {', '.join(ROLES)}")
     await ensure_schema(conn)
-    token_id = secrets.token_hex(6)
-    secret = secrets.token_urlsafe(32)
+    issued = tokens.issue(TOKEN_PREFIX)
     try:
         await conn.execute(
             "INSERT INTO staff.staff (username, role, token_id, token_hash) "
             "VALUES ($1, $2, $3, $4)",
             username,
             role,
-            token_id,
-            _hash(secret),
+            issued.token_id,
+            issued.digest,
         )
     except asyncpg.UniqueViolationError as exc:
         raise StaffError(f"staff member {username!r} exists already") from exc
-    return f"vs_{token_id}_{secret}"
+    return issued.token
 
 
 async def authenticate_staff(pool: asyncpg.Pool | asyncpg.Connection, token: str) -> Staff | None:
     """The active staff member owning ``token``, or None (unknown, malformed or disabled)."""
-    match = TOKEN_PATTERN.match(token)
-    if not match:
+    parsed = tokens.parse(TOKEN_PREFIX, token)
+    if parsed is None:
         return None
+    token_id, secret = parsed
     try:
         row = await pool.fetchrow(
             "SELECT username, role, token_hash FROM staff.staff "
             "WHERE token_id = $1 AND disabled_at IS NULL",
-            match[1],
+            token_id,
         )
     except asyncpg.UndefinedTableError:  # no account was ever made
         row = None
-    # Hash and compare even without a row, so timing does not tell which token ids exist.
-    expected = row["token_hash"] if row else b"\0" * 32
-    if not hmac.compare_digest(_hash(match[2]), expected) or row is None:
+    if not tokens.verify(secret, row["token_hash"] if row else None):
         return None
+    assert row is not None
     return Staff(username=row["username"], role=row["role"])
 
 

@@ -18,7 +18,7 @@ from services.common.problems import (
     field_errors,
 )
 from services.common.runtime import Runtime, runtime
-from services.intake.intake import Outcome, accept
+from services.intake.intake import REJECTED, Outcome, accept
 from services.intake.models import (
     Accepted,
     BatchItemResult,
@@ -63,9 +63,11 @@ async def authenticated(
 
 def require(partner: Partner, scope: str, cost: int = 1) -> None:
     if scope not in partner.scopes:
+        REJECTED.labels(partner.code, "forbidden").inc()
         raise Problem(403, "forbidden", "Not allowed", f"the key lacks the scope {scope}")
     wait = limiter.take(partner.code, partner.rate_per_minute, cost)
     if wait:
+        REJECTED.labels(partner.code, "rate-limited").inc(cost)
         if math.isinf(wait):
             raise Problem(
                 429,
@@ -148,6 +150,7 @@ async def post_batch(
         try:
             valid.append((index, IncidentSubmission.model_validate(item)))
         except ValidationError as exc:
+            REJECTED.labels(partner.code, "invalid").inc()
             errors = field_errors(exc.errors(), prefix=f"reports.{index}.")
             external = item.get("external_id") if isinstance(item, dict) else None
             results[index] = BatchItemResult(

@@ -5,7 +5,6 @@ A key is printed once, when it is made; the database keeps only its hash.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -16,8 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from services.common.migrations import load_migrations, migrate
-from services.common.settings import get_settings
+from services.common.db import run_in_schema
 from services.intake import partners as store
 
 R = TypeVar("R")
@@ -30,22 +28,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def _with_db(action: Callable[[asyncpg.Connection], Awaitable[R]]) -> R:
-    async def run() -> R:
-        conn = await asyncpg.connect(
-            get_settings().database_url.get_secret_value(),
-            server_settings={"search_path": "intake,public"},
-        )
-        try:
-            await migrate(conn, "intake", load_migrations(MIGRATIONS))
-            return await action(conn)
-        finally:
-            await conn.close()
-
-    try:
-        return asyncio.run(run())
-    except store.PartnerError as exc:
-        console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(1) from exc
+    return run_in_schema("intake", MIGRATIONS, action, user_errors=(store.PartnerError,))
 
 
 @partners_app.command("add")

@@ -32,6 +32,11 @@ from services.intake.partners import Partner
 Channel = Literal["http", "open311", "kafka"]
 Result = Literal["accepted", "duplicate", "conflict"]
 
+REJECTED = Counter(
+    "veilig_intake_rejected_total",
+    "Reports refused by partner and reason (invalid, forbidden, rate-limited, unknown partner)",
+    ["partner", "reason"],
+)
 REPORTS = Counter(
     "veilig_intake_reports_total",
     "Reports received, by partner, channel and result",

@@ -1,17 +1,13 @@
 """Partners and their API keys.
 
-A key reads ``vh_<key id>_<secret>``: the key id finds the row, the secret is checked
-against its SHA-256 in constant time. Secrets are 256 random bits, so a plain hash is enough
-(no password stretching needed) and the database never holds a usable key. Several keys of
-one partner may be active at once, which is how keys are rotated: issue, switch, revoke.
+A key reads ``vh_<key id>_<secret>`` (services/common/tokens.py: only a hash is stored).
+Several keys of one partner may be active at once, which is how keys are rotated: issue,
+switch, revoke.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import re
-import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from typing import get_args
@@ -19,10 +15,11 @@ from typing import get_args
 import asyncpg
 
 from schemas.events import PartnerKind
+from services.common import tokens
 
 SCOPES = ("incidents:write", "incidents:read", "open311")
 DEFAULT_SCOPES = SCOPES
-KEY_PATTERN = re.compile(r"^vh_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
+KEY_PREFIX = "vh"
 CODE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 
 
@@ -45,16 +42,6 @@ class KeyInfo:
     partner: str
     created_at: datetime
     revoked_at: datetime | None
-
-
-def _hash(secret: str) -> bytes:
-    return hashlib.sha256(secret.encode()).digest()
-
-
-def _new_key() -> tuple[str, str, bytes]:
-    key_id = secrets.token_hex(6)
-    secret = secrets.token_urlsafe(32)
-    return key_id, f"vh_{key_id}_{secret}", _hash(secret)
 
 
 async def add_partner(
@@ -99,14 +86,14 @@ async def issue_key(conn: asyncpg.Connection, partner: str) -> str:
 
 
 async def _insert_key(conn: asyncpg.Connection, partner: str) -> str:
-    key_id, key, digest = _new_key()
+    key = tokens.issue(KEY_PREFIX)
     await conn.execute(
         "INSERT INTO api_keys (key_id, partner, secret_hash) VALUES ($1, $2, $3)",
-        key_id,
+        key.token_id,
         partner,
-        digest,
+        key.digest,
     )
-    return key
+    return key.token
 
 
 async def revoke_key(conn: asyncpg.Connection, key_id: str) -> None:
@@ -156,17 +143,17 @@ def _partner(row: asyncpg.Record) -> Partner:
 
 async def authenticate(conn: asyncpg.Connection | asyncpg.Pool, key: str) -> Partner | None:
     """The partner owning an active ``key``, or None (unknown, malformed or revoked)."""
-    match = KEY_PATTERN.match(key)
-    if not match:
+    parsed = tokens.parse(KEY_PREFIX, key)
+    if parsed is None:
         return None
+    key_id, secret = parsed
     row = await conn.fetchrow(
         "SELECT k.secret_hash, p.code, p.name, p.kind, p.scopes, p.rate_per_minute "
         "FROM api_keys k JOIN partners p ON p.code = k.partner "
         "WHERE k.key_id = $1 AND k.revoked_at IS NULL",
-        match[1],
+        key_id,
     )
-    # Hash and compare even without a row, so timing does not tell which key ids exist.
-    expected = row["secret_hash"] if row else b"\0" * 32
-    if not hmac.compare_digest(_hash(match[2]), expected) or row is None:
+    if not tokens.verify(secret, row["secret_hash"] if row else None):
         return None
+    assert row is not None
     return _partner(row)

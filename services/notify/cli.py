@@ -5,7 +5,6 @@ Secrets are written, never shown: ``list`` prints how many a channel has, not wh
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -17,8 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from schemas.taxonomy import taxonomy
-from services.common.migrations import load_migrations, migrate
-from services.common.settings import get_settings
+from services.common.db import run_in_schema
 from services.notify.registry import (
     Channel,
     Format,
@@ -57,22 +55,7 @@ Email = Annotated[
 
 
 def _with_db(action: Callable[[asyncpg.Connection], Awaitable[R]]) -> R:
-    async def run() -> R:
-        conn = await asyncpg.connect(
-            get_settings().database_url.get_secret_value(),
-            server_settings={"search_path": "notify,public"},
-        )
-        try:
-            await migrate(conn, "notify", load_migrations(MIGRATIONS))
-            return await action(conn)
-        finally:
-            await conn.close()
-
-    try:
-        return asyncio.run(run())
-    except RegistryError as exc:
-        console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(1) from exc
+    return run_in_schema("notify", MIGRATIONS, action, user_errors=(RegistryError,))
 
 
 def _describe(channel: Channel) -> str:

@@ -47,7 +47,7 @@ from services.common.outbox import enqueue
 from services.common.pii import SealError, open_sealed
 from services.common.runtime import Runtime
 from services.notify.mail import compose_email, send_email
-from services.notify.registry import Channel, disable_channel, find_channel
+from services.notify.registry import Channel, disable_channel, find_channel, kind_code
 from services.notify.retry import DeliveryResult
 from services.notify.store import WAKE_CHANNEL, Notify, notification
 from services.notify.webhooks import send_webhook
@@ -56,8 +56,8 @@ log = logging.getLogger(__name__)
 
 ATTEMPTS = Counter(
     "veilig_notify_attempts_total",
-    "Delivery attempts by channel and outcome",
-    ["channel", "outcome"],
+    "Delivery attempts by channel, recipient kind and outcome",
+    ["channel", "recipient", "outcome"],
 )
 
 CLAIM = """
@@ -279,7 +279,8 @@ async def record(
                 row["escalation_root"] or row["recipient"],
             )
         await enqueue(conn, [notify.outgoing(event) for event in events])
-    ATTEMPTS.labels(route, result.outcome).inc()
+    # The recipient kind (politie.wijkagent.{wijk}), not the code: bounded label values.
+    ATTEMPTS.labels(route, kind_code(row["recipient"]), result.outcome).inc()
 
 
 async def deliver(

@@ -17,6 +17,7 @@ import logging
 from datetime import UTC, datetime
 
 import asyncpg
+from prometheus_client import Counter
 
 from schemas.events import NotificationEscalated
 from schemas.taxonomy import taxonomy
@@ -25,6 +26,7 @@ from services.common.outbox import enqueue
 from services.common.runtime import Runtime
 from services.notify import store
 from services.notify.delivery import pause
+from services.notify.registry import kind_code
 from services.notify.store import Incident, Message, Notify
 
 log = logging.getLogger(__name__)
@@ -37,6 +39,13 @@ def _reason(root: str, target: str, why: str, deadline: datetime) -> str:
     if target == root:
         return "Herinnering: nog niet bevestigd"
     return f"Escalatie: {name} heeft niet bevestigd vóór {deadline.astimezone(AMSTERDAM):%H:%M}"
+
+
+ESCALATIONS = Counter(
+    "veilig_notify_escalations_total",
+    "Escalations of unacknowledged notifications, by recipient kind and level",
+    ["recipient", "level"],
+)
 
 
 async def escalate(
@@ -97,6 +106,7 @@ async def escalate(
         deadline=timer["deadline"] if timer["reason"] == "not_acknowledged" else None,
     )
     await enqueue(conn, [notify.outgoing(event)])
+    ESCALATIONS.labels(kind_code(root), str(level)).inc()
     log.warning(
         "escalated",
         extra={"recipient": root, "escalated_to": target, "level": level},
