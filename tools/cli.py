@@ -19,7 +19,7 @@ from services.notify.webhooks import generate_secret
 from tools import demo as demo_scenario
 from tools.supervisor import Program, Supervisor, service_program
 
-console = Console()
+console = Console(soft_wrap=True)  # long URLs and tokens stay on one line
 T = TypeVar("T")
 RUN_DIR = Path(os.environ.get("RUN_DIR", ".run"))
 STANDIN_SECRET = RUN_DIR / "standins" / "secret"

@@ -35,7 +35,7 @@ SCENARIO = Path(__file__).with_name("data") / "demo_scenario.yaml"
 # The stand-in receiver (tools/standins.py) reads the same variable: a second stack (the
 # benchmark while developing) runs its stand-ins on other ports.
 STANDIN_URL = f"http://127.0.0.1:{os.environ.get('STANDIN_WEBHOOK_PORT', '8090')}"
-console = Console()
+console = Console(soft_wrap=True)  # long URLs and tokens stay on one line
 
 
 async def point_recipients_at_standins(settings: Settings, secret: str) -> None:
@@ -94,9 +94,10 @@ def write_secret(store: Path, text: str) -> None:
 
 
 async def partner_keys(
-    settings: Settings, wanted: dict[str, dict[str, str]], known: dict[str, str]
+    settings: Settings, wanted: dict[str, dict[str, Any]], known: dict[str, str]
 ) -> dict[str, str]:
-    """A working key per scenario partner: kept from an earlier run, or made now."""
+    """A working key per scenario partner: kept from an earlier run, or made now (with the
+    partner's ``rate_per_minute`` where ``wanted`` gives one)."""
     keys = dict(known)
     conn = await asyncpg.connect(
         settings.database_url.get_secret_value(), server_settings={"search_path": "intake"}
@@ -111,7 +112,8 @@ async def partner_keys(
                     conn,
                     code,
                     name=info["name"],
-                    kind=info["kind"],  # type: ignore[arg-type]
+                    kind=info["kind"],
+                    **{k: info[k] for k in ("rate_per_minute",) if k in info},
                 )
             except partner_store.PartnerError:  # it exists, but we lost its key
                 keys[code] = await partner_store.issue_key(conn, code)

@@ -81,7 +81,7 @@ def webhook_app(settings: StandinSettings, inbox: Inbox) -> Starlette:
         body = await request.body()
         headers = dict(request.headers)
         try:
-            verifier.verify(body, headers)
+            verifier.verify(body, headers, json_parse=False)  # CAP bodies are XML
             verified = True
         except WebhookVerificationError:
             verified = False
