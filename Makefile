@@ -15,13 +15,14 @@ export RUN_DIR
 # Tests run their own broker and database on other ports, so a running `make run` is left alone.
 TEST_ENV := TEST_RUN_DIR=$(CURDIR)/.run/test
 
-.PHONY: help venv up down run demo test test-unit lint format clean status topics browser
+.PHONY: help venv up down run demo bench test test-unit lint format clean status topics browser
 
 help:
 	@echo "make run      install what is missing, start Kafka, PostgreSQL and all services (Ctrl-C stops)"
 	@echo "make test     install what is missing and run the whole test suite against a real broker and database"
 	@echo "make up/down  start/stop the infrastructure only (Kafka, PostgreSQL)"
 	@echo "make demo     replay the demo scenario against a running platform"
+	@echo "make bench    benchmark the platform against the broker alone (QUICK=1: under 3 minutes)"
 	@echo "make lint     ruff check + format check"
 	@echo "make clean    stop everything and remove the run folder and the virtual environment"
 
@@ -60,10 +61,29 @@ topics: venv
 	@$(BIN)/veilig topics apply
 
 run: up
-	@trap '$(MAKE) --no-print-directory down' EXIT; $(BIN)/veilig run $(if $(filter 0,$(DEMO)),--no-demo,)
+	@trap 'deploy/local/kafka.sh down; deploy/local/postgres.sh down' EXIT; $(BIN)/veilig run $(if $(filter 0,$(DEMO)),--no-demo,)
 
 demo: venv
 	@$(BIN)/veilig demo
+
+# The platform as `make run` has it (without the demo), measured; results in bench-results/.
+# Its data is its own (BENCH_RUN_DIR, fresh each time): a run leaves tens of thousands of
+# reports behind that must reach neither `make run` nor the next benchmark. The Kafka tools
+# come with the broker's jars, which are needed against a cluster elsewhere too. No $(MAKE) in
+# the last line, so that `make -n bench` runs nothing.
+BENCH_RUN_DIR ?= $(CURDIR)/.run/bench
+bench: export RUN_DIR := $(BENCH_RUN_DIR)
+bench: venv
+ifeq ($(KAFKA_BOOTSTRAP_SERVERS),)
+	@deploy/local/kafka.sh down >/dev/null && rm -rf $(RUN_DIR)/kafka
+endif
+ifeq ($(DATABASE_URL),)
+	@deploy/local/postgres.sh down >/dev/null && rm -rf $(RUN_DIR)/pg
+endif
+	@$(MAKE) --no-print-directory up
+	@deploy/local/kafka.sh libs
+	@trap 'deploy/local/kafka.sh down; deploy/local/postgres.sh down' EXIT; \
+		$(BIN)/veilig bench $(if $(filter 1,$(QUICK)),--quick,)
 
 # The dashboard's browser test drives Debian's chromium (nothing downloads a browser build);
 # as root it is installed here, otherwise that one test is skipped.

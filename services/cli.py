@@ -15,6 +15,7 @@ from services.intake.cli import keys_app, partners_app
 from services.notify.cli import recipients_app
 from services.triage.cli import app as triage_app
 from services.triage.cli import routes_app
+from tools.bench.cli import bench
 from tools.cli import demo, run_platform
 
 app = typer.Typer(
@@ -34,6 +35,7 @@ app.add_typer(routes_app, name="routes")
 app.add_typer(analytics_app, name="analytics")
 app.command("run")(run_platform)
 app.command("demo")(demo)
+app.command("bench")(bench)
 
 
 def main() -> None:

@@ -1,0 +1,243 @@
+"""`veilig bench` (what `make bench` calls): start the platform as `make run` does, without
+the demo, run the scenarios, write the results, stop everything.
+
+With ``--no-start`` it measures a platform that runs elsewhere: Kafka and PostgreSQL from
+``KAFKA_BOOTSTRAP_SERVERS`` / ``DATABASE_URL``, the rest from ``BENCH_*`` (tools/bench/settings).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import os
+import platform
+import time
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import asyncpg
+import typer
+from rich.console import Console
+
+from schemas.topics import INCIDENT_SUBMISSIONS
+from services.analytics.kafka_monitor import KafkaMonitor
+from services.common.settings import Settings, get_settings
+from tools import demo
+from tools.bench import kafka_tools, output, scenarios
+from tools.bench.loadgen import LoadGenerator, Target
+from tools.bench.observe import Deliveries
+from tools.bench.reports import record_size
+from tools.bench.settings import FULL, QUICK, BenchSettings, Profile
+from tools.cli import RUN_DIR, platform_programs, standin_secret
+from tools.supervisor import Supervisor
+
+console = Console()
+log = logging.getLogger("veilig.bench")
+KEYS_FILE = RUN_DIR / "bench" / "keys.json"
+DELIVERIES_FILE = RUN_DIR / "standins" / "webhooks.jsonl"
+
+
+class Scenario(StrEnum):
+    http = "http"
+    kafka = "kafka"
+    e2e = "e2e"
+    burst = "burst"
+    rebuild = "rebuild"
+
+
+def bench(
+    quick: Annotated[
+        bool, typer.Option("--quick", envvar="QUICK", help="Smoke run: under 3 minutes.")
+    ] = False,
+    start: Annotated[
+        bool,
+        typer.Option(
+            "--start/--no-start",
+            help="Start the services and stand-ins here (else: measure a running platform).",
+        ),
+    ] = True,
+    skip: Annotated[
+        list[Scenario] | None, typer.Option(help="Leave a scenario out (repeatable).")
+    ] = None,
+    rates: Annotated[
+        str | None,
+        typer.Option(help="End-to-end offered rates, e.g. 10,50,200 (default: the profile's)."),
+    ] = None,
+) -> None:
+    """Benchmark the platform against the broker alone; results in bench-results/."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s bench %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    profile = QUICK if quick else FULL
+    if rates:
+        profile = dataclasses.replace(profile, rates=tuple(int(r) for r in rates.split(",")))
+    folder = asyncio.run(run(get_settings(), BenchSettings(), profile, start, set(skip or ())))
+    console.print(f"results: {folder}/results.md")
+
+
+async def run(
+    settings: Settings, options: BenchSettings, profile: Profile, start: bool, skip: set[Scenario]
+) -> Path:
+    began, started = time.monotonic(), datetime.now(UTC)
+    run_id = uuid.uuid4().hex[:8]
+    results: dict[str, Any] = {"notes": []}
+    timelines: dict[str, scenarios.Timeline] = {}
+    async with _platform(settings, start) as processes:
+        key = await _partner_key(settings, options)
+        target = Target(
+            intake_url=options.intake(settings),
+            partner=options.partner,
+            key=key,
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            submissions_topic=settings.topic(INCIDENT_SUBMISSIONS.name),
+            linger_ms=settings.kafka_linger_ms,
+            run=run_id,
+        )
+        size = record_size(run_id)
+        results["run"] = {
+            "started": started.isoformat(timespec="seconds"),
+            "profile": profile.name,
+            "run_id": run_id,
+            "intake_url": target.intake_url,
+            "kafka": settings.kafka_bootstrap_servers,
+            "local": start,
+            "cpus": os.cpu_count(),
+            "machine": platform.platform(),
+            "record_size": size,
+        }
+        log.info("broker alone: ProducerPerformance, ConsumerPerformance")
+        results["broker"] = await kafka_tools.broker_baseline(
+            settings,
+            topic=settings.topic(f"bench-perf-{run_id}"),
+            records=profile.broker_records,
+            record_size=size,
+            log_dir=RUN_DIR / "bench" / "perf-logs",
+        )
+        async with _observers(settings, options, target) as (generator, deliveries, pool, mon):
+            bench_ = scenarios.Bench(
+                settings=settings,
+                profile=profile,
+                target=target,
+                generator=generator,
+                deliveries=deliveries,
+                pool=pool,
+                monitor=mon,
+                processes={**processes, "load generator": generator.pid} if start else {},
+                broker_produce=results["broker"]["producer"]["per_second"],
+                broker_consume=results["broker"]["consumer"]["per_second"],
+                timelines=timelines,
+            )
+            # Order: the end-to-end steps need an idle pipeline; the intake scenarios leave a
+            # backlog behind that nothing after them waits for.
+            for name, scenario in (
+                (Scenario.e2e, scenarios.end_to_end),
+                (Scenario.burst, scenarios.burst),
+                (Scenario.http, scenarios.http_intake),
+                (Scenario.kafka, scenarios.kafka_intake),
+            ):
+                if name not in skip:
+                    log.info("scenario %s", name.value)
+                    results[_KEYS[name]] = await scenario(bench_)
+            if e2e := results.get("end_to_end"):
+                if e2e["lag_at_start"]:
+                    results["notes"].append(
+                        f"the platform was not idle: consumer lag {e2e['lag_at_start']:,} "
+                        "when the end-to-end steps began"
+                    )
+                if not e2e["drained"]:
+                    results["notes"].append("the end-to-end backlog had not cleared at the burst")
+    # With the services stopped (locally): the rebuild has the machine to itself.
+    if Scenario.rebuild not in skip:
+        log.info("scenario rebuild")
+        results["rebuild"] = await scenarios.analytics_rebuild(
+            settings, results["broker"]["consumer"]["per_second"]
+        )
+    results["run"]["wall_seconds"] = round(time.monotonic() - began, 1)
+    folder = options.out / started.strftime("%Y%m%dT%H%M%SZ")
+    output.write(folder, results, timelines)
+    return folder
+
+
+_KEYS = {
+    Scenario.e2e: "end_to_end",
+    Scenario.burst: "burst",
+    Scenario.http: "http_intake",
+    Scenario.kafka: "kafka_intake",
+}
+
+
+@contextlib.asynccontextmanager
+async def _platform(settings: Settings, start: bool) -> AsyncIterator[dict[str, int]]:
+    """The services and stand-ins under the supervisor, as `make run` has them (pids by
+    name, with the local broker's and PostgreSQL's); nothing when measuring elsewhere."""
+    if not start:
+        yield {}
+        return
+    secret = standin_secret()
+    supervisor = Supervisor(platform_programs(settings, secret), log_dir=str(RUN_DIR / "logs"))
+    await supervisor.start()
+    try:
+        laggards = await supervisor.wait_ready()
+        if laggards:
+            raise RuntimeError(f"not ready: {', '.join(laggards)} (logs: {RUN_DIR / 'logs'})")
+        await demo.point_recipients_at_standins(settings, secret)
+        pids = {p.name: p.process.pid for p in supervisor.programs if p.process is not None}
+        yield pids | _infrastructure()
+    finally:
+        await supervisor.stop()
+
+
+def _infrastructure() -> dict[str, int]:
+    """The local broker and PostgreSQL (postmaster: its backends are its children)."""
+    found = {}
+    for name, pid_file in (
+        ("kafka", RUN_DIR / "kafka" / "kafka.pid"),
+        ("postgres", RUN_DIR / "pg" / "data" / "postmaster.pid"),
+    ):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            found[name] = int(pid_file.read_text().split()[0])
+    return found
+
+
+async def _partner_key(settings: Settings, options: BenchSettings) -> str:
+    if options.partner_key is not None:
+        return options.partner_key.get_secret_value()
+    # A limit no benchmark reaches: the rate limiter must not be what is measured.
+    wanted = {options.partner: {"name": "Benchmark", "kind": "other", "rate_per_minute": 10**9}}
+    keys = await demo.partner_keys(settings, wanted, demo.read_keys(KEYS_FILE))
+    demo.write_keys(KEYS_FILE, keys)
+    return keys[options.partner]
+
+
+@contextlib.asynccontextmanager
+async def _observers(
+    settings: Settings, options: BenchSettings, target: Target
+) -> AsyncIterator[tuple[LoadGenerator, Deliveries, asyncpg.Pool, KafkaMonitor]]:
+    """The load generator process, and what watches the platform in the background."""
+    deliveries = (
+        Deliveries(url=options.deliveries_url)
+        if options.deliveries_url
+        else Deliveries(file=DELIVERIES_FILE)
+    )
+    monitor = KafkaMonitor(settings, every=1.0)
+    stopping = asyncio.Event()
+    tasks = [
+        asyncio.create_task(deliveries.run(stopping)),
+        asyncio.create_task(monitor.run(stopping)),
+    ]
+    generator = await asyncio.to_thread(LoadGenerator, target)
+    pool = await asyncpg.create_pool(
+        settings.database_url.get_secret_value(), min_size=1, max_size=2
+    )
+    try:
+        yield generator, deliveries, pool, monitor
+    finally:
+        stopping.set()
+        await asyncio.gather(*tasks)
+        await pool.close()
+        await asyncio.to_thread(generator.close)

@@ -1,0 +1,280 @@
+"""The load generator: a process of its own (the platform's processes and the bench's
+observers must not share its CPU time slices or its event loop), driven through a pipe.
+
+Open loop: requests leave at fixed ticks whatever the platform answers (never waiting for a
+response before the next tick), each report carrying its *scheduled* time, so latency is
+measured from when the report was due and a slow platform cannot hide its queueing
+(no coordinated omission). The connection pool is bounded: a request waiting for a free
+connection is queueing the latency includes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import multiprocessing
+import time
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Any
+
+import httpx
+from aiokafka import AIOKafkaProducer
+
+from tools.bench.reports import submission
+from tools.bench.stats import open_loop_schedule
+
+MAX_REQUESTS_PER_SECOND = 50
+"""Open loop: above this rate reports go in batches (``/v1/incidents:batch``) of that many
+requests a second, so that the generator's own CPU is not what saturates."""
+CONNECTIONS = 64
+ACCEPTED = (200, 202)
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    intake_url: str
+    partner: str
+    key: str
+    bootstrap_servers: str
+    submissions_topic: str
+    linger_ms: int  # the platform's producer linger, so that Kafka intake is fed as it would be
+    run: str
+
+
+@dataclass(frozen=True, slots=True)
+class OpenLoop:
+    rate: float
+    seconds: float
+    first: int  # index of the first report
+
+
+@dataclass(frozen=True, slots=True)
+class ClosedLoop:
+    batch: int  # 1: POST /v1/incidents, else /v1/incidents:batch
+    concurrency: int
+    seconds: float
+    first: int
+
+
+@dataclass(frozen=True, slots=True)
+class Burst:
+    count: int
+    batch: int
+    concurrency: int
+    first: int
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaSubmit:
+    count: int
+    first: int
+
+
+Job = OpenLoop | ClosedLoop | Burst | KafkaSubmit
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """One report: when it was due, when intake answered, and what."""
+
+    index: int
+    scheduled: float  # wall clock (time.time()), comparable with the receiver's clock
+    answered: float
+    status: int  # HTTP status of its request; 0: no answer
+    incident_id: str | None  # set when accepted
+
+
+@dataclass(frozen=True, slots=True)
+class SentReports:
+    sent: list[Sent]
+    used: int  # report indices used
+    lag: float  # how far (s) the generator fell behind its schedule at worst
+
+
+@dataclass(frozen=True, slots=True)
+class ClosedResult:
+    accepted: int
+    rejected: int
+    seconds: float
+    used: int
+    request_seconds: list[float]
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaResult:
+    first_sent: float
+    last_acked: float
+
+
+Result = SentReports | ClosedResult | KafkaResult
+
+
+class LoadGenerator:
+    """Owns the generator process; :meth:`run` is blocking (call it in a thread)."""
+
+    def __init__(self, target: Target) -> None:
+        # spawn: the bench process has an event loop and sockets a child must not inherit.
+        context = multiprocessing.get_context("spawn")
+        self._conn, child = context.Pipe()
+        self._process = context.Process(target=_serve, args=(child, target), name="bench-load")
+        self._process.start()
+        child.close()
+
+    @property
+    def pid(self) -> int:
+        assert self._process.pid is not None
+        return self._process.pid
+
+    def run(self, job: Job) -> Result:
+        self._conn.send(job)
+        result: Result | BaseException = self._conn.recv()
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    def close(self) -> None:
+        self._conn.send(None)
+        self._process.join(10)
+        if self._process.is_alive():
+            self._process.kill()
+            self._process.join()
+
+
+def _serve(conn: Connection, target: Target) -> None:
+    while (job := conn.recv()) is not None:
+        try:
+            result: Result | BaseException = asyncio.run(_run(job, target))
+        except Exception as exc:  # the bench reports it; the generator stays up
+            result = exc
+        conn.send(result)
+
+
+async def _run(job: Job, target: Target) -> Result:
+    match job:
+        case OpenLoop():
+            return await _open_loop(job, target)
+        case ClosedLoop():
+            return await _closed_loop(job, target)
+        case Burst():
+            return await _burst(job, target)
+        case KafkaSubmit():
+            return await _kafka(job, target)
+
+
+def _client(target: Target, connections: int) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        base_url=target.intake_url,
+        headers={"Authorization": f"Bearer {target.key}"},
+        limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
+        # No pool timeout: waiting for a connection is queueing, which the latency shows.
+        timeout=httpx.Timeout(60.0, pool=None),
+    )
+
+
+async def _post(
+    client: httpx.AsyncClient, target: Target, first: int, count: int, scheduled: float
+) -> list[Sent]:
+    """Send reports ``first`` .. ``first + count - 1`` in one request."""
+    reports = [submission(target.run, i) for i in range(first, first + count)]
+    ids: list[str | None] = [None] * count
+    try:
+        if count == 1:
+            response = await client.post("/v1/incidents", json=reports[0])
+            if response.status_code in ACCEPTED:
+                ids[0] = response.json()["incident_id"]
+        else:
+            response = await client.post("/v1/incidents:batch", json={"reports": reports})
+            if response.status_code in ACCEPTED:
+                for item in response.json()["results"]:
+                    if item["result"] == "accepted":
+                        ids[item["index"]] = item["incident_id"]
+        status = response.status_code
+    except httpx.HTTPError:
+        status = 0
+    answered = time.time()
+    return [
+        Sent(first + n, scheduled, answered, status, incident) for n, incident in enumerate(ids)
+    ]
+
+
+async def _open_loop(job: OpenLoop, target: Target) -> SentReports:
+    schedule = open_loop_schedule(job.rate, job.seconds, MAX_REQUESTS_PER_SECOND)
+    loop = asyncio.get_running_loop()
+    async with _client(target, CONNECTIONS) as client:
+        start_mono, start_wall = loop.time() + 0.05, time.time() + 0.05
+        requests: list[asyncio.Task[list[Sent]]] = []
+        index, lag = job.first, 0.0
+        for offset, count in schedule:
+            delay = start_mono + offset - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            lag = max(lag, -delay)
+            requests.append(
+                asyncio.create_task(_post(client, target, index, count, start_wall + offset))
+            )
+            index += count
+        sent = [s for batch in await asyncio.gather(*requests) for s in batch]
+    return SentReports(sent=sent, used=index - job.first, lag=lag)
+
+
+async def _closed_loop(job: ClosedLoop, target: Target) -> ClosedResult:
+    """``concurrency`` clients, each sending its next request when the last was answered."""
+    loop = asyncio.get_running_loop()
+    next_index = job.first
+    accepted = rejected = 0
+    request_seconds: list[float] = []
+
+    async def client_loop(client: httpx.AsyncClient, deadline: float) -> None:
+        nonlocal next_index, accepted, rejected
+        while loop.time() < deadline:
+            first, next_index = next_index, next_index + job.batch
+            began = time.time()
+            sent = await _post(client, target, first, job.batch, began)
+            request_seconds.append(sent[0].answered - began)
+            ok = sum(s.incident_id is not None for s in sent)
+            accepted += ok
+            rejected += len(sent) - ok
+
+    async with _client(target, job.concurrency) as client:
+        started = loop.time()
+        deadline = started + job.seconds
+        await asyncio.gather(*(client_loop(client, deadline) for _ in range(job.concurrency)))
+        seconds = loop.time() - started
+    return ClosedResult(accepted, rejected, seconds, next_index - job.first, request_seconds)
+
+
+async def _burst(job: Burst, target: Target) -> SentReports:
+    """Every report at once: all due now, sent as fast as ``concurrency`` connections go."""
+    async with _client(target, job.concurrency) as client:
+        scheduled = time.time()
+        batches = [
+            _post(client, target, first, min(job.batch, job.first + job.count - first), scheduled)
+            for first in range(job.first, job.first + job.count, job.batch)
+        ]
+        sent = [s for batch in await asyncio.gather(*batches) for s in batch]
+    return SentReports(sent=sent, used=job.count, lag=0.0)
+
+
+async def _kafka(job: KafkaSubmit, target: Target) -> KafkaResult:
+    """Reports straight onto incident-submissions, keyed ``<partner>:<external_id>``."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=target.bootstrap_servers,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=target.linger_ms,
+    )
+    await producer.start()
+    try:
+        first_sent = time.time()
+        pending: list[asyncio.Future[Any]] = []
+        for index in range(job.first, job.first + job.count):
+            body = submission(target.run, index)
+            key = f"{target.partner}:{body['external_id']}".encode()
+            pending.append(
+                await producer.send(target.submissions_topic, json.dumps(body).encode(), key=key)
+            )
+        await asyncio.gather(*pending)
+        return KafkaResult(first_sent=first_sent, last_acked=time.time())
+    finally:
+        await producer.stop()

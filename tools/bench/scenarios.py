@@ -1,0 +1,332 @@
+"""The scenarios of ``make bench`` (numbers as in issue 9; the method is docs/benchmarks.md).
+
+Each returns a JSON-ready dict; rates are also given as a ratio to the broker baseline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer
+
+from schemas.envelope import event_type
+from schemas.events import IncidentReported
+from schemas.topics import INCIDENT_EVENTS
+from services.analytics.kafka_monitor import KafkaMonitor, topic_partitions
+from services.analytics.rebuild import rebuild
+from services.common.settings import Settings
+from services.common.topics import connect_admin
+from tools.bench import observe
+from tools.bench.loadgen import (
+    Burst,
+    ClosedLoop,
+    ClosedResult,
+    Job,
+    KafkaResult,
+    KafkaSubmit,
+    LoadGenerator,
+    OpenLoop,
+    Result,
+    Sent,
+    SentReports,
+    Target,
+)
+from tools.bench.reports import external_id
+from tools.bench.settings import Profile
+from tools.bench.stats import Latency, StepMeasure, backlog, count_between, judge, slope
+
+HTTP_MODES = ((1, 16), (100, 4), (500, 2))
+"""Scenario 1: (reports a request, clients) — single reports need many clients in flight."""
+BURST_BATCH, BURST_CLIENTS = 500, 4
+
+
+@dataclass
+class Timeline:
+    """Raw times of one scenario, for the throughput-over-time plot."""
+
+    start: float
+    offered: list[float] = field(default_factory=list)
+    accepted: list[float] = field(default_factory=list)
+    delivered: list[float] = field(default_factory=list)
+    counted: list[float] = field(default_factory=list)
+    marks: list[tuple[float, str]] = field(default_factory=list)  # step starts
+
+
+@dataclass
+class Bench:
+    """What every scenario works with."""
+
+    settings: Settings
+    profile: Profile
+    target: Target
+    generator: LoadGenerator
+    deliveries: observe.Deliveries
+    pool: asyncpg.Pool
+    monitor: KafkaMonitor
+    processes: dict[str, int]  # name -> pid, for CPU and memory (only where they run here)
+    broker_produce: float = math.nan  # records/s of ProducerPerformance
+    broker_consume: float = math.nan
+    next_index: int = 0
+    timelines: dict[str, Timeline] = field(default_factory=dict)
+
+    async def generate(self, job: Job) -> Result:
+        result = await asyncio.to_thread(self.generator.run, job)
+        if isinstance(result, SentReports | ClosedResult):
+            self.next_index += result.used
+        return result
+
+    def lag(self) -> dict[str, int]:
+        """Consumer lag per group, as the monitor last sampled it."""
+        total: dict[str, int] = defaultdict(int)
+        for partition in self.monitor.latest.lag:
+            total[partition.group] += partition.lag
+        return dict(total)
+
+    async def wait_idle(self, seconds: float) -> int:
+        """Wait until no consumer group of the platform lags (at most ``seconds``): a backlog
+        left from before would be measured as latency. Returns the lag left."""
+        deadline = time.monotonic() + seconds
+        while True:
+            lag = sum(self.lag().values())
+            if (self.monitor.latest.at and lag == 0) or time.monotonic() >= deadline:
+                return lag
+            await asyncio.sleep(0.5)
+
+
+def ratio(value: float | None, baseline: float) -> float | None:
+    if value is None or not math.isfinite(baseline) or baseline <= 0:
+        return None
+    return round(value / baseline, 4)
+
+
+def _latencies(sent: Sequence[Sent], arrived: dict[str, float]) -> list[float]:
+    """From scheduled time to arrival; a report that was refused or never arrived: inf."""
+    return [
+        arrived[s.incident_id] - s.scheduled
+        if s.incident_id is not None and s.incident_id in arrived
+        else math.inf
+        for s in sent
+    ]
+
+
+async def http_intake(bench: Bench) -> list[dict[str, Any]]:
+    """1. Accepted reports per second over HTTP: single reports, batches of 100 and 500."""
+    rows = []
+    for batch, clients in HTTP_MODES:
+        result = await bench.generate(
+            ClosedLoop(batch, clients, bench.profile.intake_seconds, bench.next_index)
+        )
+        assert isinstance(result, ClosedResult)
+        rate = result.accepted / result.seconds
+        request = Latency.of(result.request_seconds)
+        rows.append(
+            {
+                "batch": batch,
+                "clients": clients,
+                "accepted": result.accepted,
+                "rejected": result.rejected,
+                "seconds": round(result.seconds, 2),
+                "per_second": round(rate, 1),
+                "ratio": ratio(rate, bench.broker_produce),
+                "request_ms": request.as_ms(),
+            }
+        )
+    return rows
+
+
+async def kafka_intake(bench: Bench) -> dict[str, Any]:
+    """2. Reports per second from incident-submissions to incident.reported on
+    incident-events (the time of the last one's record, as the outbox relay produced it)."""
+    count, first = bench.profile.kafka_reports, bench.next_index
+    wanted = {external_id(bench.target.run, i) for i in range(first, first + count)}
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bench.settings.kafka_bootstrap_servers, enable_auto_commit=False
+    )
+    admin = await connect_admin(bench.settings)
+    try:
+        partitions = await topic_partitions(admin, [bench.settings.topic(INCIDENT_EVENTS.name)])
+    finally:
+        await admin.close()
+    await consumer.start()
+    try:
+        consumer.assign(partitions)
+        for tp, end in (await consumer.end_offsets(partitions)).items():
+            consumer.seek(tp, end)  # only what the platform publishes from now on
+        produced = asyncio.create_task(bench.generate(KafkaSubmit(count, first)))
+        bench.next_index += count
+        seen: list[float] = []
+        deadline = time.monotonic() + bench.profile.wait_seconds
+        while len(seen) < count and time.monotonic() < deadline:
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                for record in records:
+                    if event_type(record.headers) != IncidentReported.ce_type:
+                        continue
+                    body = json.loads(record.value or b"{}")
+                    if body.get("partner") == bench.target.partner and (
+                        body.get("external_id") in wanted
+                    ):
+                        seen.append(record.timestamp / 1000.0)
+        sent = await produced
+    finally:
+        await consumer.stop()
+    assert isinstance(sent, KafkaResult)
+    seconds = max(seen) - sent.first_sent if len(seen) == count else None
+    rate = count / seconds if seconds else None
+    return {
+        "reports": count,
+        "published": len(seen),
+        "produce_seconds": round(sent.last_acked - sent.first_sent, 2),
+        "seconds": None if seconds is None else round(seconds, 2),
+        "per_second": None if rate is None else round(rate, 1),
+        "ratio": ratio(rate, bench.broker_produce),
+    }
+
+
+def _path(
+    name: str, sent: Sequence[Sent], arrived: dict[str, float], start: float, seconds: float
+) -> tuple[StepMeasure, dict[str, Any]]:
+    """One path of a step (delivered or counted): throughput and backlog growth over the
+    step's second half (steady state whatever the latency), and latency percentiles."""
+    middle, end = start + seconds / 2, start + seconds
+    arrivals = sorted(arrived[s.incident_id] for s in sent if s.incident_id in arrived)
+    throughput = count_between(arrivals, middle, end) / (end - middle)
+    due = sorted(s.scheduled for s in sent)
+    growth = slope(backlog(due, arrivals, middle, end, every=0.25))
+    latency = Latency.of(_latencies(sent, arrived))
+    measure = StepMeasure(
+        offered=len(sent) / seconds, throughput=throughput, backlog_growth=growth, p99=latency.p99
+    )
+    return measure, {
+        "path": name,
+        "per_second": round(throughput, 1),
+        "backlog_growth": round(growth, 1),
+        "latency_ms": latency.as_ms(),
+    }
+
+
+async def end_to_end(bench: Bench) -> dict[str, Any]:
+    """3. Open loop at fixed offered rates, stepping up until one saturates; with 6., the CPU
+    seconds and peak memory of every process over these steps."""
+    profile = bench.profile
+    lag_at_start = await bench.wait_idle(profile.drain_seconds)
+    timeline = bench.timelines.setdefault("end_to_end", Timeline(start=time.time()))
+    peaks_reset = all([observe.reset_peaks(pid) for pid in bench.processes.values()])
+    before = {name: observe.usage(pid) for name, pid in bench.processes.items()}
+    began = time.monotonic()
+    steps: list[dict[str, Any]] = []
+    all_ids: list[str] = []
+    for rate in profile.rates:
+        result = await bench.generate(OpenLoop(rate, profile.step_seconds, bench.next_index))
+        assert isinstance(result, SentReports)
+        sent = result.sent
+        ids = [s.incident_id for s in sent if s.incident_id is not None]
+        all_ids += ids
+        arrived = await observe.wait_for(ids, bench.deliveries, bench.pool, profile.step_grace)
+        start = min(s.scheduled for s in sent)
+        timeline.marks.append((start, f"{rate}/s"))
+        timeline.offered += [s.scheduled for s in sent]
+        timeline.accepted += [s.answered for s in sent if s.incident_id is not None]
+        measures, paths = {}, []
+        for name, times in (("delivered", arrived.delivered), ("counted", arrived.counted)):
+            measures[name], summary = _path(name, sent, times, start, profile.step_seconds)
+            paths.append(summary)
+        verdict = judge(measures, result.lag)
+        steps.append(
+            {
+                "offered": rate,
+                "seconds": profile.step_seconds,
+                "sent": len(sent),
+                "accepted": len(ids),
+                "generator_lag_s": round(result.lag, 3),
+                **{p.pop("path"): p for p in paths},
+                "consumer_lag": bench.lag(),
+                "saturated": verdict.saturated,
+                "sustainable": verdict.sustainable,
+                "reasons": verdict.reasons,
+            }
+        )
+        if verdict.saturated:
+            break
+    seconds = time.monotonic() - began
+    after = {name: observe.usage(pid) for name, pid in bench.processes.items()}
+    cpu = {name: after[name].cpu_seconds - before[name].cpu_seconds for name in after}
+    # The backlog of a saturated step clears before the next scenario starts.
+    drained = await observe.wait_for(all_ids, bench.deliveries, bench.pool, profile.drain_seconds)
+    timeline.delivered += list(drained.delivered.values())
+    timeline.counted += list(drained.counted.values())
+    sustainable = [s["offered"] for s in steps if s["sustainable"]]
+    best = max(sustainable) if sustainable else None
+    return {
+        "lag_at_start": lag_at_start,
+        "steps": steps,
+        "highest_sustainable": best,
+        "ratio": ratio(best, bench.broker_produce),
+        "drained": len(drained.delivered) == len(drained.counted) == len(all_ids),
+        "resources": {
+            "seconds": round(seconds, 1),
+            "peaks_reset": peaks_reset,
+            "processes": {
+                name: {
+                    "cpu_seconds": round(cpu[name], 2),
+                    "cpu_percent": round(100 * cpu[name] / seconds, 1),
+                    "peak_mb": round(after[name].peak_kb / 1024, 1),
+                }
+                for name in after
+            },
+        },
+    }
+
+
+async def burst(bench: Bench) -> dict[str, Any]:
+    """4. All reports at once; how long until the last is delivered and counted."""
+    count = bench.profile.burst
+    result = await bench.generate(Burst(count, BURST_BATCH, BURST_CLIENTS, bench.next_index))
+    assert isinstance(result, SentReports)
+    start = result.sent[0].scheduled
+    ids = [s.incident_id for s in result.sent if s.incident_id is not None]
+    arrived = await observe.wait_for(ids, bench.deliveries, bench.pool, bench.profile.wait_seconds)
+    bench.timelines["burst"] = Timeline(
+        start=start,
+        offered=[start] * count,
+        accepted=[s.answered for s in result.sent if s.incident_id is not None],
+        delivered=list(arrived.delivered.values()),
+        counted=list(arrived.counted.values()),
+    )
+
+    def until_last(times: dict[str, float]) -> float | None:
+        return round(max(times.values()) - start, 2) if len(times) == count else None
+
+    done = [until_last(arrived.delivered), until_last(arrived.counted)]
+    seconds = None if None in done else max(d for d in done if d is not None)
+    rate = count / seconds if seconds else None
+    return {
+        "reports": count,
+        "accepted": len(ids),
+        "accepted_seconds": round(max(s.answered for s in result.sent) - start, 2),
+        "delivered_seconds": done[0],
+        "counted_seconds": done[1],
+        "per_second": None if rate is None else round(rate, 1),
+        "ratio": ratio(rate, bench.broker_produce),
+        "delivered_ms": Latency.of(_latencies(result.sent, arrived.delivered)).as_ms(),
+        "counted_ms": Latency.of(_latencies(result.sent, arrived.counted)).as_ms(),
+    }
+
+
+async def analytics_rebuild(settings: Settings, broker_consume: float) -> dict[str, Any]:
+    """5. `veilig analytics rebuild`: replay both topics from offset 0 and swap in."""
+    result = await rebuild(settings)
+    return {
+        "records": result.records,
+        "events": result.events,
+        "seconds": round(result.seconds, 2),
+        "per_second": round(result.per_second),
+        "ratio": ratio(result.per_second, broker_consume),
+    }
