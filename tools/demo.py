@@ -13,7 +13,7 @@ import os
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote
 
 import asyncpg
@@ -38,9 +38,16 @@ STANDIN_URL = f"http://127.0.0.1:{os.environ.get('STANDIN_WEBHOOK_PORT', '8090')
 console = Console(soft_wrap=True)  # long URLs and tokens stay on one line
 
 
-async def point_recipients_at_standins(settings: Settings, secret: str) -> None:
+async def point_recipients_at_standins(
+    settings: Settings,
+    secret: str,
+    *,
+    url: str = STANDIN_URL,
+    webhook_format: Literal["json", "cap"] | None = None,
+) -> None:
     """Every recipient kind delivers to the local stand-in receiver, one path per kind, so
-    that nothing in `make run` points at a real police or fire-brigade system."""
+    that nothing in `make run` points at a real police or fire-brigade system. Without a
+    format each kind keeps its registry default (CAP for police and fire brigade)."""
     conn = await asyncpg.connect(
         settings.database_url.get_secret_value(), server_settings={"search_path": "notify"}
     )
@@ -50,8 +57,9 @@ async def point_recipients_at_standins(settings: Settings, secret: str) -> None:
             await set_channel(
                 conn,
                 kind.code,
-                webhook_url=f"{STANDIN_URL}/hooks/{quote(kind.code, safe='')}",
+                webhook_url=f"{url}/hooks/{quote(kind.code, safe='')}",
                 secrets=[secret],
+                webhook_format=webhook_format,
             )
     finally:
         await conn.close()

@@ -26,12 +26,11 @@ from schemas.timeutil import AMSTERDAM
 from services.analytics import stats
 from services.analytics.kafka_monitor import MONITOR, KafkaMonitor
 from services.analytics.suppression import ALL, Cube
-from services.common.problems import Problem, ProblemDetails
+from services.common.problems import PROBLEM, Problem
 from services.common.runtime import Runtime, runtime
 from services.common.staff import Staff, require_role
 
 STREAM_EVERY = 2.0
-PROBLEM = {"model": ProblemDetails, "content": {"application/problem+json": {}}}
 ERRORS: dict[int | str, dict[str, object]] = {
     401: {"description": "Missing or invalid staff token", **PROBLEM},
     403: {"description": "A period only the ops role may ask for", **PROBLEM},

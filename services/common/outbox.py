@@ -30,6 +30,7 @@ from prometheus_client import Counter, Gauge
 
 from schemas.envelope import encode
 from schemas.events import Event
+from services.common.runtime import pause
 from services.common.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -130,7 +131,7 @@ async def relay(
         while not stopping.is_set():
             if await listener.fetchval("SELECT pg_try_advisory_lock($1)", _lock_key(schema)):
                 break
-            await _wait(stopping, wake, 5.0)
+            await pause(stopping, wake, 5.0)
         while not stopping.is_set():
             if producer is None:
                 producer = await _start_producer(settings, stopping)
@@ -143,12 +144,12 @@ async def relay(
                 with contextlib.suppress(Exception):
                     await producer.stop()
                 producer = None
-                await _wait(stopping, wake, 2.0)
+                await pause(stopping, wake, 2.0)
                 continue
             if published < BATCH:
                 await _record_backlog(pool, schema)
                 wake.clear()
-                await _wait(stopping, wake, idle_poll_seconds)
+                await pause(stopping, wake, idle_poll_seconds)
     finally:
         if producer is not None:
             await producer.stop()
@@ -156,13 +157,6 @@ async def relay(
             await listener.remove_listener(channel, on_notify)
             await listener.execute("SELECT pg_advisory_unlock_all()")
         await pool.release(listener)
-
-
-async def _wait(stopping: asyncio.Event, wake: asyncio.Event, seconds: float) -> None:
-    waiters = [asyncio.create_task(stopping.wait()), asyncio.create_task(wake.wait())]
-    await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-    for w in waiters:
-        w.cancel()
 
 
 async def _start_producer(settings: Settings, stopping: asyncio.Event) -> AIOKafkaProducer | None:
@@ -182,8 +176,7 @@ async def _start_producer(settings: Settings, stopping: asyncio.Event) -> AIOKaf
             with contextlib.suppress(Exception):
                 await producer.stop()
             log.warning("outbox relay: waiting for Kafka", extra={"error": str(exc)})
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), delay)
+            await pause(stopping, None, delay)
             delay = min(delay * 2, 5.0)
         else:
             return producer

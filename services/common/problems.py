@@ -37,6 +37,10 @@ class ProblemDetails(BaseModel):
     errors: list[FieldError] | None = None
 
 
+PROBLEM: dict[str, object] = {"model": ProblemDetails, "content": {PROBLEM_JSON: {}}}
+"""An OpenAPI ``responses`` entry's body for problem details: ``{"description": …, **PROBLEM}``."""
+
+
 class Problem(Exception):
     """Raise to answer with a problem document."""
 

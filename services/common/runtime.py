@@ -31,3 +31,14 @@ def runtime(request: Request) -> Runtime:
     if not isinstance(found, Runtime):
         raise HTTPException(status_code=503, detail="service is starting")
     return found
+
+
+async def pause(stopping: asyncio.Event, wake: asyncio.Event | None, seconds: float) -> None:
+    """Sleep until ``seconds`` pass, ``wake`` is set or the service stops: how background
+    tasks (relays, workers, timers) idle without missing a shutdown or a wake-up."""
+    waiters = [asyncio.create_task(stopping.wait())]
+    if wake is not None:
+        waiters.append(asyncio.create_task(wake.wait()))
+    await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    for waiter in waiters:
+        waiter.cancel()

@@ -11,12 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import ValidationError
 
 from schemas.submission import IncidentSubmission
-from services.common.problems import (
-    FieldError,
-    Problem,
-    ProblemDetails,
-    field_errors,
-)
+from services.common.problems import PROBLEM, FieldError, Problem, field_errors
 from services.common.runtime import Runtime, runtime
 from services.intake.intake import REJECTED, Outcome, accept
 from services.intake.models import (
@@ -30,7 +25,6 @@ from services.intake.partners import Partner, authenticate
 from services.intake.ratelimit import RateLimiter
 
 MAX_BATCH = 500
-PROBLEM = {"model": ProblemDetails, "content": {"application/problem+json": {}}}
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "The body is not JSON", **PROBLEM},
     401: {"description": "Missing or invalid API key", **PROBLEM},

@@ -20,14 +20,13 @@ from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 
 from schemas.timeutil import AMSTERDAM
-from services.common.problems import Problem, ProblemDetails
+from services.common.problems import PROBLEM, Problem
 from services.common.runtime import Runtime, runtime
 from services.common.staff import Staff, require_role
 from services.notify import acks
 from services.notify.acks import Acknowledgement
 from services.notify.store import Notify
 
-PROBLEM = {"model": ProblemDetails, "content": {"application/problem+json": {}}}
 Token = Annotated[str, Field(min_length=20, max_length=100, pattern=r"^[A-Za-z0-9_-]+$")]
 
 router = APIRouter(tags=["acknowledgements"])

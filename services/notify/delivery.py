@@ -45,7 +45,7 @@ from schemas.events import (
 from services.common.observability import current_traceparent, span_from
 from services.common.outbox import enqueue
 from services.common.pii import SealError, open_sealed
-from services.common.runtime import Runtime
+from services.common.runtime import Runtime, pause
 from services.notify.mail import compose_email, send_email
 from services.notify.registry import Channel, disable_channel, find_channel, kind_code
 from services.notify.retry import DeliveryResult
@@ -79,16 +79,6 @@ SET status = 'in_flight', attempts = d.attempts + 1,
 FROM due WHERE d.message_id = due.message_id
 RETURNING d.*
 """
-
-
-async def pause(stopping: asyncio.Event, wake: asyncio.Event | None, seconds: float) -> None:
-    """Sleep until ``seconds`` pass, ``wake`` is set or the service stops."""
-    waiters = [asyncio.create_task(stopping.wait())]
-    if wake is not None:
-        waiters.append(asyncio.create_task(wake.wait()))
-    await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-    for waiter in waiters:
-        waiter.cancel()
 
 
 async def claim_due(pool: asyncpg.Pool, notify: Notify, limit: int) -> list[asyncpg.Record]:

@@ -23,9 +23,8 @@ from schemas.events import NotificationEscalated
 from schemas.taxonomy import taxonomy
 from schemas.timeutil import AMSTERDAM
 from services.common.outbox import enqueue
-from services.common.runtime import Runtime
+from services.common.runtime import Runtime, pause
 from services.notify import store
-from services.notify.delivery import pause
 from services.notify.registry import kind_code
 from services.notify.store import Incident, Message, Notify
 

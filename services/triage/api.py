@@ -17,13 +17,12 @@ from pydantic import BaseModel, Field
 
 from schemas.events import CategoryCode, RecipientCode
 from schemas.taxonomy import Priority
-from services.common.problems import Problem, ProblemDetails
+from services.common.problems import PROBLEM, Problem
 from services.common.runtime import Runtime, runtime
 from services.common.staff import Staff, require_role
 from services.triage.actions import Actions, Actor, Invalid, NotFound, Outcome
 from services.triage.workflow import IllegalAction
 
-PROBLEM = {"model": ProblemDetails, "content": {"application/problem+json": {}}}
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "Missing or invalid staff token", **PROBLEM},
     403: {"description": "The role does not allow it", **PROBLEM},

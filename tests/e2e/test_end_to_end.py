@@ -16,7 +16,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import asyncpg
 import httpx
@@ -25,17 +24,15 @@ import pytest
 from schemas.envelope import decode
 from schemas.events import IncidentTriaged
 from schemas.geo import buurten
-from schemas.taxonomy import taxonomy
 from schemas.topics import INCIDENT_EVENTS
 from services.common.migrations import load_migrations, migrate
 from services.common.settings import SERVICES, Settings
 from services.intake import partners
 from services.intake.service import SPEC as INTAKE
-from services.notify.registry import set_channel
-from services.notify.service import SPEC as NOTIFY
 from services.notify.webhooks import generate_secret
 from tests.integration.test_service_runner import free_port
 from tests.support import eventually, read_topic
+from tools.demo import point_recipients_at_standins
 from tools.supervisor import Program, Supervisor, service_program
 
 pytestmark = pytest.mark.integration
@@ -93,20 +90,12 @@ class Platform:
 
 
 async def _prepare(settings: Settings, receiver: str, secret: str) -> str:
-    conn = await asyncpg.connect(settings.database_url.get_secret_value())
+    await point_recipients_at_standins(settings, secret, url=receiver, webhook_format="json")
+    conn = await asyncpg.connect(
+        settings.database_url.get_secret_value(), server_settings={"search_path": "intake"}
+    )
     try:
         await migrate(conn, "intake", load_migrations(INTAKE.migrations))
-        await migrate(conn, "notify", load_migrations(NOTIFY.migrations))
-        await conn.execute("SET search_path TO notify")
-        for kind in taxonomy().recipients:
-            await set_channel(
-                conn,
-                kind.code,
-                webhook_url=f"{receiver}/hooks/{quote(kind.code, safe='')}",
-                secrets=[secret],
-                webhook_format="json",
-            )
-        await conn.execute("SET search_path TO intake")
         return await partners.add_partner(
             conn, "e2e-politie", name="e2e", kind="police", rate_per_minute=1_000_000
         )
