@@ -13,7 +13,7 @@ RUN_DIR ?= $(CURDIR)/.run
 export RUN_DIR
 
 # Tests run their own broker and database on other ports, so a running `make run` is left alone.
-TEST_ENV := TEST_RUN_DIR=$(CURDIR)/.run/test
+TEST_ENV := TEST_RUN_DIR="$(CURDIR)/.run/test"
 
 .PHONY: help venv up down run demo bench test test-unit lint format clean status topics browser
 
@@ -75,10 +75,10 @@ BENCH_RUN_DIR ?= $(CURDIR)/.run/bench
 bench: export RUN_DIR := $(BENCH_RUN_DIR)
 bench: venv
 ifeq ($(KAFKA_BOOTSTRAP_SERVERS),)
-	@deploy/local/kafka.sh down >/dev/null && rm -rf $(RUN_DIR)/kafka
+	@deploy/local/kafka.sh down >/dev/null && rm -rf "$(RUN_DIR)/kafka"
 endif
 ifeq ($(DATABASE_URL),)
-	@deploy/local/postgres.sh down >/dev/null && rm -rf $(RUN_DIR)/pg
+	@deploy/local/postgres.sh purge >/dev/null
 endif
 	@$(MAKE) --no-print-directory up
 	@deploy/local/kafka.sh libs
@@ -105,8 +105,10 @@ format: venv
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# The PostgreSQL data of a root user's clusters lives outside the checkout (see postgres.sh):
+# purge removes it wherever it is.
 clean: down
-	@RUN_DIR=$(CURDIR)/.run/test deploy/local/kafka.sh down
-	@RUN_DIR=$(CURDIR)/.run/test deploy/local/postgres.sh down
+	@RUN_DIR="$(CURDIR)/.run/test" deploy/local/kafka.sh down
+	@for d in "$(CURDIR)/.run" "$(CURDIR)/.run/test" "$(CURDIR)/.run/bench"; do RUN_DIR="$$d" deploy/local/postgres.sh purge; done
 	rm -rf .run $(VENV) .pytest_cache .ruff_cache .hypothesis test-artifacts bench-results
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -26,8 +26,7 @@ if [ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ]; then
   export KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$KAFKA_PORT
 fi
 if [ -z "${DATABASE_URL:-}" ]; then
-  deploy/local/postgres.sh down >/dev/null 2>&1
-  rm -rf "$RUN_DIR/pg"
+  deploy/local/postgres.sh purge >/dev/null 2>&1
   own_pg=1
   deploy/local/postgres.sh up || exit 1
   export DATABASE_URL=postgresql://veilig@127.0.0.1:$PGPORT/veilig
