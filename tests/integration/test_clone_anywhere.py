@@ -25,21 +25,7 @@ def listening(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-@pytest.fixture
-def private_clone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    parent = tmp_path_factory.mktemp("private")
-    parent.chmod(0o700)
-    clone = parent / "veilig haarlem"
-    if subprocess.run(["git", "-C", str(ROOT), "rev-parse"], capture_output=True).returncode:
-        pytest.skip("not a git checkout")
-    subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True, timeout=120)
-    yield clone
-    subprocess.run(["make", "clean"], cwd=clone, capture_output=True, timeout=180, check=False)
-
-
-def test_make_up_and_down_from_a_private_folder_with_a_space(private_clone: Path) -> None:
-    assert stat.S_IMODE(private_clone.parent.stat().st_mode) == 0o700
-    kafka_port, pg_port = free_port(), free_port()
+def newcomer_env(kafka_port: int, pg_port: int) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
@@ -53,11 +39,43 @@ def test_make_up_and_down_from_a_private_folder_with_a_space(private_clone: Path
         # The jars this suite's broker runs on: the clone need not ask Maven Central again.
         "KAFKA_LIBS_DIR": str(ROOT / ".run/kafka-libs"),
     }
+    return env
+
+
+@pytest.fixture
+def private_clone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    parent = tmp_path_factory.mktemp("private")
+    parent.chmod(0o700)
+    clone = parent / "veilig haarlem"
+    if subprocess.run(["git", "-C", str(ROOT), "rev-parse"], capture_output=True).returncode:
+        pytest.skip("not a git checkout")
+    subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True, timeout=120)
+    yield clone
+    # With the clone's own run folder (never this suite's RUN_DIR): removes its cluster's data.
+    subprocess.run(
+        ["make", "clean"],
+        cwd=clone,
+        env=newcomer_env(0, 0),
+        capture_output=True,
+        timeout=180,
+        check=False,
+    )
+
+
+def test_make_up_and_down_from_a_private_folder_with_a_space(private_clone: Path) -> None:
+    assert stat.S_IMODE(private_clone.parent.stat().st_mode) == 0o700
+    kafka_port, pg_port = free_port(), free_port()
+    env = newcomer_env(kafka_port, pg_port)
 
     def make(target: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            ["make", target], cwd=private_clone, env=env, capture_output=True, text=True,
-            timeout=600, check=False,
+            ["make", target],
+            cwd=private_clone,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
         )
 
     up = make("up")
