@@ -12,10 +12,15 @@ STAMP := $(VENV)/.installed
 RUN_DIR ?= $(CURDIR)/.run
 export RUN_DIR
 
+# The services find the local infrastructure on the ports it was started on (KAFKA_PORT,
+# PGPORT), unless the environment points them at an existing cluster and server.
+LOCAL_ENV := KAFKA_BOOTSTRAP_SERVERS="$${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:$${KAFKA_PORT:-9092}}" \
+	DATABASE_URL="$${DATABASE_URL:-postgresql://veilig@127.0.0.1:$${PGPORT:-54320}/veilig}"
+
 # Tests run their own broker and database on other ports, so a running `make run` is left alone.
 TEST_ENV := TEST_RUN_DIR="$(CURDIR)/.run/test"
 
-.PHONY: help venv up down run demo bench test test-unit lint format clean status topics browser
+.PHONY: help venv up down run demo bench chaos test test-unit lint format clean status topics browser
 
 help:
 	@echo "make run      install what is missing, start Kafka, PostgreSQL and all services (Ctrl-C stops)"
@@ -23,6 +28,7 @@ help:
 	@echo "make up/down  start/stop the infrastructure only (Kafka, PostgreSQL)"
 	@echo "make demo     replay the demo scenario against a running platform"
 	@echo "make bench    benchmark the platform against the broker alone (QUICK=1: under 3 minutes)"
+	@echo "make chaos    inject faults under load, check nothing is lost or doubled (QUICK=1: scenarios 1-2)"
 	@echo "make lint     ruff check + format check"
 	@echo "make clean    stop everything and remove the run folder and the virtual environment"
 
@@ -47,7 +53,7 @@ ifeq ($(DATABASE_URL),)
 else
 	@echo "postgres: using DATABASE_URL from the environment"
 endif
-	@$(BIN)/veilig topics apply
+	@$(LOCAL_ENV) $(BIN)/veilig topics apply
 
 down:
 	@deploy/local/kafka.sh down
@@ -58,13 +64,13 @@ status:
 	@deploy/local/postgres.sh status
 
 topics: venv
-	@$(BIN)/veilig topics apply
+	@$(LOCAL_ENV) $(BIN)/veilig topics apply
 
 run: up
-	@trap 'deploy/local/kafka.sh down; deploy/local/postgres.sh down' EXIT; $(BIN)/veilig run $(if $(filter 0,$(DEMO)),--no-demo,)
+	@trap 'deploy/local/kafka.sh down; deploy/local/postgres.sh down' EXIT; $(LOCAL_ENV) $(BIN)/veilig run $(if $(filter 0,$(DEMO)),--no-demo,)
 
 demo: venv
-	@$(BIN)/veilig demo
+	@$(LOCAL_ENV) $(BIN)/veilig demo
 
 # The platform as `make run` has it (without the demo), measured; results in bench-results/.
 # Its data is its own (BENCH_RUN_DIR, fresh each time): a run leaves tens of thousands of
@@ -83,7 +89,41 @@ endif
 	@$(MAKE) --no-print-directory up
 	@deploy/local/kafka.sh libs
 	@trap 'deploy/local/kafka.sh down; deploy/local/postgres.sh down' EXIT; \
-		$(BIN)/veilig bench $(if $(filter 1,$(QUICK)),--quick,)
+		$(LOCAL_ENV) $(BIN)/veilig bench $(if $(filter 1,$(QUICK)),--quick,)
+
+# Faults against the real processes (tools/chaos); results in chaos-results/. It stops and
+# starts its own broker and PostgreSQL, so it has its own run folder (fresh each time) and
+# ports, whatever the environment points at: a running `make run` or test suite is untouched.
+CHAOS_RUN_DIR ?= $(CURDIR)/.run/chaos
+CHAOS_KAFKA_PORT ?= 39092
+CHAOS_PGPORT ?= 54349
+CHAOS_CLUSTER_PORT ?= 39192
+chaos: export RUN_DIR := $(CHAOS_RUN_DIR)
+chaos: export KAFKA_PORT := $(CHAOS_KAFKA_PORT)
+chaos: export KAFKA_CONTROLLER_PORT := $(shell echo $$(($(CHAOS_KAFKA_PORT) + 1)))
+chaos: export KAFKA_CLUSTER_PORT := $(CHAOS_CLUSTER_PORT)
+chaos: export PGPORT := $(CHAOS_PGPORT)
+chaos: export KAFKA_BOOTSTRAP_SERVERS := 127.0.0.1:$(CHAOS_KAFKA_PORT)
+chaos: export DATABASE_URL := postgresql://veilig@127.0.0.1:$(CHAOS_PGPORT)/veilig
+chaos: export PII_KEY_FILE := $(CHAOS_RUN_DIR)/secrets/pii.keys
+chaos: export INTAKE_PORT := 38081
+chaos: export TRIAGE_PORT := 38082
+chaos: export NOTIFY_PORT := 38083
+chaos: export ANALYTICS_PORT := 38084
+chaos: export CHAOS_SECOND_TRIAGE_PORT := 38091
+chaos: export CHAOS_SECOND_NOTIFY_PORT := 38092
+chaos: export STANDIN_WEBHOOK_PORT := 38090
+chaos: export STANDIN_SMTP_PORT := 38025
+chaos: export CHAOS_RECEIVER_PORT := 38095
+chaos: venv
+	@deploy/local/kafka-cluster.sh down >/dev/null 2>&1; deploy/local/kafka.sh down >/dev/null
+	@deploy/local/postgres.sh purge >/dev/null
+	@rm -rf "$(RUN_DIR)"
+	@deploy/local/kafka.sh up
+	@deploy/local/postgres.sh up
+	@$(LOCAL_ENV) $(BIN)/veilig topics apply
+	@trap 'deploy/local/kafka-cluster.sh down; deploy/local/kafka.sh down; deploy/local/postgres.sh down' EXIT; \
+		$(BIN)/veilig chaos $(if $(filter 1,$(QUICK)),--quick,) $(CHAOS_ARGS)
 
 # The dashboard's browser test drives Debian's chromium (nothing downloads a browser build);
 # as root it is installed here, otherwise that one test is skipped.
@@ -109,6 +149,8 @@ format: venv
 # purge removes it wherever it is.
 clean: down
 	@RUN_DIR="$(CURDIR)/.run/test" deploy/local/kafka.sh down
-	@for d in "$(CURDIR)/.run" "$(CURDIR)/.run/test" "$(CURDIR)/.run/bench"; do RUN_DIR="$$d" deploy/local/postgres.sh purge; done
-	rm -rf .run $(VENV) .pytest_cache .ruff_cache .hypothesis test-artifacts bench-results
+	@RUN_DIR="$(CURDIR)/.run/chaos" deploy/local/kafka.sh down
+	@RUN_DIR="$(CURDIR)/.run/chaos" deploy/local/kafka-cluster.sh down
+	@for d in "$(CURDIR)/.run" "$(CURDIR)/.run/test" "$(CURDIR)/.run/bench" "$(CURDIR)/.run/chaos"; do RUN_DIR="$$d" deploy/local/postgres.sh purge; done
+	rm -rf .run $(VENV) .pytest_cache .ruff_cache .hypothesis test-artifacts bench-results chaos-results
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
