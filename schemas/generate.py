@@ -154,6 +154,8 @@ def _submission_message() -> dict[str, Any]:
 
 def _topic_messages(topic: Topic, by_name: dict[str, Topic]) -> list[str]:
     source = by_name.get(topic.name.removesuffix(".dlq"), topic)
+    if source.copies_of is not None:
+        source = by_name[source.copies_of]
     if source is INCIDENT_SUBMISSIONS:
         return [SUBMISSION]
     return [cls.__name__ for cls in REGISTRY.values() if cls.topic is source]

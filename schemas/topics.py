@@ -24,6 +24,8 @@ class Topic:
     publishers: tuple[str, ...] = ()
     subscribers: tuple[str, ...] = ()
     extra_config: dict[str, str] = field(default_factory=dict)
+    # A priority lane carries copies (same event ids) of the events of this topic.
+    copies_of: str | None = None
 
     @property
     def dlq(self) -> str:
@@ -55,7 +57,25 @@ NOTIFICATION_EVENTS = Topic(
     subscribers=("triage", "analytics"),
 )
 
-MAIN_TOPICS: tuple[Topic, ...] = (INCIDENT_SUBMISSIONS, INCIDENT_EVENTS, NOTIFICATION_EVENTS)
+INCIDENT_URGENT = Topic(
+    name="incident-events-urgent",
+    key="incident id",
+    description="The urgent lane: copies, with the same event ids, of the events of incidents "
+    "that are (or may well be) P1 or P2, so that triage and notify reach them without waiting "
+    "behind a backlog on incident-events. incident-events stays the log of record; a "
+    "consumer's inbox drops whichever copy comes second (docs/decisions/0006).",
+    retention_ms=7 * DAY_MS,
+    publishers=("intake", "triage"),
+    subscribers=("triage", "notify"),
+    copies_of=INCIDENT_EVENTS.name,
+)
+
+MAIN_TOPICS: tuple[Topic, ...] = (
+    INCIDENT_SUBMISSIONS,
+    INCIDENT_EVENTS,
+    NOTIFICATION_EVENTS,
+    INCIDENT_URGENT,
+)
 
 
 def dead_letter(topic: Topic) -> Topic:

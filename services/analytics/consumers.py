@@ -28,8 +28,7 @@ def build_consumers(rt: Runtime) -> KafkaRouter:
     for topic in TOPICS:
         batch_consumer(
             router,
-            rt.broker,
-            rt.settings,
+            rt,
             "analytics",
             topic,
             purpose=topic.name,

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -61,12 +62,14 @@ class KafkaMonitor:
         # Topic name on the cluster -> declared name, so the dashboard shows the short one.
         self._topics = {settings.topic(t.name): t.name for t in ALL_TOPICS}
 
-    async def run(self, stopping: asyncio.Event) -> None:
-        """Sample until ``stopping`` is set; a broker outage shows as an error, not a crash."""
+    async def run(self, stopping: asyncio.Event, beat: Callable[[], None] = lambda: None) -> None:
+        """Sample until ``stopping`` is set; a broker outage shows as an error, not a crash.
+        ``beat`` tells the supervisor it is alive (services/common/supervision.py)."""
         admin: AIOKafkaAdminClient | None = None
         consumer: AIOKafkaConsumer | None = None
         try:
             while not stopping.is_set():
+                beat()
                 try:
                     if admin is None or consumer is None:
                         admin = await connect_admin(self.settings)

@@ -9,15 +9,18 @@ from services.analytics.consumers import build_consumers
 from services.analytics.kafka_monitor import MONITOR, KafkaMonitor
 from services.common.runtime import Runtime
 from services.common.service import ServiceParts, ServiceSpec
+from services.common.supervision import Background, Loop
 
 
 def _build(rt: Runtime) -> ServiceParts:
     monitor = rt.extras[MONITOR] = KafkaMonitor(rt.settings)
 
-    async def watch_kafka(rt: Runtime) -> None:
-        await monitor.run(rt.stopping)
+    async def watch_kafka(rt: Runtime, loop: Loop) -> None:
+        await monitor.run(rt.stopping, loop.beat)
 
-    return ServiceParts(kafka=build_consumers(rt), background=[watch_kafka])
+    return ServiceParts(
+        kafka=build_consumers(rt), background=[Background("kafka-monitor", watch_kafka)]
+    )
 
 
 SPEC = ServiceSpec(

@@ -8,32 +8,50 @@ outbox). If that fails, the batch is retried with backoff; if it keeps failing, 
 is tried alone so that one bad record cannot hold back the others, and a record that fails
 ``dlq_max_attempts`` times alone is dead-lettered too. Offsets are committed only after all
 of that (FastStream ``NACK_ON_ERROR``: an unexpected crash re-reads the batch).
+
+A failure because PostgreSQL or Kafka is away (:func:`services.common.faults.is_transient`)
+is no attempt: the batch is held, its offsets uncommitted, and tried again with capped
+backoff for as long as it takes. Nothing goes to a dead-letter topic because the
+infrastructure blinked.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import traceback
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from aiokafka import ConsumerRecord
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaRouter
 from faststream.kafka.annotations import KafkaMessage
-from prometheus_client import Counter
+from faststream.message import StreamMessage
+from faststream.types import DecodedMessage
+from prometheus_client import Counter, Gauge
 
 from schemas.envelope import EnvelopeError, decode, event_type
 from schemas.events import Event
 from schemas.topics import Topic
+from services.common.faults import Backoff, describe, is_transient
+from services.common.runtime import Runtime, pause
 from services.common.settings import ServiceName, Settings
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+WAITING = Gauge(
+    "veilig_consumer_waiting_for_infrastructure",
+    "1 while a consumer holds its batch because PostgreSQL or Kafka is unavailable",
+    ["service", "topic"],
+)
+INFRA_RETRIES = Counter(
+    "veilig_consumer_infrastructure_retries_total",
+    "Tries of a batch again after PostgreSQL or Kafka was unavailable (not counted as attempts)",
+    ["service", "topic"],
+)
 DEAD_LETTERED = Counter(
     "veilig_dead_lettered_total",
     "Messages moved to a dead-letter topic",
@@ -117,10 +135,27 @@ async def dead_letter(
     )
 
 
+async def _undecoded(message: StreamMessage[Any]) -> DecodedMessage:
+    return None
+
+
+def decode_record(
+    parse: Parser[T], record: ConsumerRecord[bytes, bytes]
+) -> T | PoisonMessage | None:
+    """``parse`` that never raises: what it cannot decode comes back as the poison to
+    dead-letter. Whatever a decoder raises (deep nesting, huge numbers, bad headers, unknown
+    versions) is about this record alone and must never stall the partition for the rest."""
+    try:
+        return parse(record)
+    except PoisonMessage as poison:
+        return poison
+    except Exception as exc:
+        return PoisonMessage(f"could not decode: {describe(exc)}", kind="undecodable")
+
+
 def batch_consumer(
     router: KafkaRouter,
-    broker: KafkaBroker,
-    settings: Settings,
+    rt: Runtime,
     service: ServiceName,
     topic: Topic,
     *,
@@ -132,30 +167,67 @@ def batch_consumer(
     retry_delay: float = 0.5,
 ) -> None:
     """Subscribe ``handle`` to ``topic`` in the service's consumer group, in batches."""
+    broker, settings = rt.broker, rt.settings
     attempts_allowed = settings.dlq_max_attempts
+    waiting = WAITING.labels(service, topic.name)
+
+    async def wait_out(exc: BaseException, backoff: Backoff, what: str) -> None:
+        """PostgreSQL or Kafka is away: hold the batch (its offsets stay uncommitted) and try
+        again for as long as it takes. On shutdown, give up without committing."""
+        if rt.stopping.is_set():
+            raise exc
+        delay = backoff.next()
+        waiting.set(1)
+        INFRA_RETRIES.labels(service, topic.name).inc()
+        log.warning(
+            "infrastructure unavailable: consumption paused, offsets kept",
+            extra={
+                "topic": topic.name,
+                "while": what,
+                "error": describe(exc),
+                "retry_in_seconds": delay,
+            },
+        )
+        await pause(rt.stopping, None, delay)
 
     async def dlq(record: ConsumerRecord[bytes, bytes], reason: str, kind: str, n: int) -> None:
-        await dead_letter(
-            broker, settings, service, topic, record, reason=reason, kind=kind, attempts=n
-        )
+        backoff = Backoff(cap=settings.infra_retry_max_seconds)
+        while True:
+            try:
+                await dead_letter(
+                    broker, settings, service, topic, record, reason=reason, kind=kind, attempts=n
+                )
+                return
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                await wait_out(exc, backoff, "dead-lettering")
 
     async def attempt(items: Sequence[Incoming[T]]) -> BaseException | None:
-        for n in range(1, attempts_allowed + 1):
+        """Handle ``items``; the deterministic failure after the allowed attempts, or None.
+        Transient failures are waited out and do not count as attempts."""
+        failures = 0
+        backoff = Backoff(cap=settings.infra_retry_max_seconds)
+        while True:
             try:
                 rejected = await handle(items)
             except Exception as exc:
-                if n == attempts_allowed:
+                if is_transient(exc):
+                    await wait_out(exc, backoff, "handling")
+                    continue
+                failures += 1
+                if failures >= attempts_allowed:
                     return exc
                 log.warning(
                     "handling failed, retrying",
-                    extra={"attempt": n, "error": repr(exc), "records": len(items)},
+                    extra={"attempt": failures, "error": describe(exc), "records": len(items)},
                 )
-                await asyncio.sleep(retry_delay * 2 ** (n - 1))
+                await asyncio.sleep(retry_delay * 2 ** (failures - 1))
             else:
+                waiting.set(0)
                 for refused in rejected:
-                    await dlq(refused.record, refused.reason, refused.kind, n)
+                    await dlq(refused.record, refused.reason, refused.kind, failures + 1)
                 return None
-        return None
 
     @router.subscriber(
         settings.topic(topic.name),
@@ -167,6 +239,11 @@ def batch_consumer(
         batch_timeout_ms=batch_timeout_ms,
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR,
+        # FastStream would json-decode every body before the handler runs, and a record of
+        # 100,000 nested "[" (or a body that is not JSON under a JSON content-type) raised
+        # there, outside any handler: the batch was re-read forever. Records are decoded by
+        # decode_record() instead, where nothing escapes.
+        decoder=_undecoded,
         title=f"{service}:{topic.name}",
     )
     async def consume(message: KafkaMessage) -> None:
@@ -177,12 +254,10 @@ def batch_consumer(
         )
         parsed: list[Incoming[T]] = []
         for record in records:
-            try:
-                item = parse(record)
-            except PoisonMessage as poison:
-                await dlq(record, poison.reason, poison.kind, 1)
-                continue
-            if item is not None:
+            item = decode_record(parse, record)
+            if isinstance(item, PoisonMessage):
+                await dlq(record, item.reason, item.kind, 1)
+            elif item is not None:
                 parsed.append(Incoming(record, item))
         if not parsed:
             return
@@ -190,17 +265,13 @@ def batch_consumer(
         if failure is None:
             return
         if len(parsed) == 1:
-            await dlq(parsed[0].record, _describe(failure), "processing", attempts_allowed)
+            await dlq(parsed[0].record, describe(failure), "processing", attempts_allowed)
             return
         # Isolate the culprit(s): the rest must not wait behind one bad record.
         for single in parsed:
             failure = await attempt([single])
             if failure is not None:
-                await dlq(single.record, _describe(failure), "processing", attempts_allowed)
-
-
-def _describe(exc: BaseException) -> str:
-    return "".join(traceback.format_exception_only(exc)).strip()
+                await dlq(single.record, describe(failure), "processing", attempts_allowed)
 
 
 def event_parser(*wanted: type[Event]) -> Parser[Event]:

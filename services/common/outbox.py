@@ -5,7 +5,8 @@ transaction (``enqueue``); the relay publishes outbox rows to Kafka in id order 
 them only after the broker acknowledged them (idempotent producer, acks=all). A crash
 between publish and delete can publish a row twice; consumers drop the copy through their
 inbox (``claim``), keyed by the CloudEvents id. One relay per service is active at a time
-(an advisory lock), so the order per incident survives several replicas.
+(an advisory lock on the connection that claims the rows: fenced), so the order per
+incident survives several replicas and a handover between them.
 
 Tables (created by each service's migrations, in its own schema):
     outbox(id bigserial, topic text, key bytea, headers jsonb, value bytea, created_at)
@@ -30,8 +31,11 @@ from prometheus_client import Counter, Gauge
 
 from schemas.envelope import encode
 from schemas.events import Event
-from services.common.runtime import pause
+from schemas.topics import INCIDENT_URGENT
+from services.common.faults import Backoff, describe, is_transient
+from services.common.runtime import Runtime, pause
 from services.common.settings import Settings
+from services.common.supervision import Loop
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +58,8 @@ class OutgoingMessage:
     key: bytes
     headers: Sequence[tuple[str, bytes]]
     value: bytes
+    # The relay publishes urgent rows before the others (priority lanes, decision 0006).
+    urgent: bool = False
 
 
 def event_message(
@@ -62,15 +68,29 @@ def event_message(
     *,
     traceparent: str | None = None,
     tracestate: str | None = None,
+    lane: bool = False,
 ) -> OutgoingMessage:
-    """An event as an outbox row for its topic (with this deployment's topic prefix)."""
+    """An event as an outbox row for its topic (with this deployment's topic prefix), or with
+    ``lane`` its copy for the urgent lane, published ahead of everything else."""
     encoded = encode(event, traceparent=traceparent, tracestate=tracestate)
     return OutgoingMessage(
-        topic=settings.topic(encoded.topic),
+        topic=settings.topic(INCIDENT_URGENT.name if lane else encoded.topic),
         key=encoded.key,
         headers=encoded.headers,
         value=encoded.value,
+        urgent=lane,
     )
+
+
+def lane_messages(
+    settings: Settings, events: Iterable[Event], *, traceparent: str | None = None
+) -> list[OutgoingMessage]:
+    """Each event on its topic, and a copy in the urgent lane."""
+    return [
+        event_message(settings, event, traceparent=traceparent, lane=lane)
+        for event in events
+        for lane in (False, True)
+    ]
 
 
 async def enqueue(conn: asyncpg.Connection, messages: Iterable[OutgoingMessage]) -> None:
@@ -81,12 +101,15 @@ async def enqueue(conn: asyncpg.Connection, messages: Iterable[OutgoingMessage])
             m.key,
             json.dumps([[k, v.decode()] for k, v in m.headers]),
             m.value,
+            m.urgent,
         )
         for m in messages
     ]
     if rows:
         await conn.executemany(
-            "INSERT INTO outbox (topic, key, headers, value) VALUES ($1, $2, $3::jsonb, $4)", rows
+            "INSERT INTO outbox (topic, key, headers, value, urgent) "
+            "VALUES ($1, $2, $3::jsonb, $4, $5)",
+            rows,
         )
         await conn.execute("SELECT pg_notify(current_schema() || '_outbox', '')")
 
@@ -108,60 +131,86 @@ def _lock_key(schema: str) -> int:
     )
 
 
-async def relay(
-    settings: Settings,
-    pool: asyncpg.Pool,
-    schema: str,
-    stopping: asyncio.Event,
-    *,
-    idle_poll_seconds: float = 1.0,
-) -> None:
-    """Publish outbox rows until ``stopping`` is set; survives Kafka outages by retrying."""
+async def outbox_lag(rt: Runtime) -> float:
+    """Age in seconds of the oldest unpublished outbox row (0 when the outbox is empty)."""
+    age = await rt.pool.fetchval(
+        "SELECT extract(epoch FROM now() - created_at) FROM outbox ORDER BY id LIMIT 1"
+    )
+    return float(age or 0.0)
+
+
+async def relay(rt: Runtime, loop: Loop, *, idle_poll_seconds: float = 1.0) -> None:
+    """Publish outbox rows until the service stops: one term of relay leadership.
+
+    Leadership is a session-level advisory lock on one connection, and every claim (``FOR
+    UPDATE``) and delete runs **on that same connection**: a relay whose connection (and so
+    its lock) is gone cannot claim another row, so it stops publishing before another replica
+    can take over. Rows it had in flight stay in the outbox (their delete never committed) and
+    the next leader publishes them again from the lowest id, so after the consumers' inbox
+    drops the copies, the order per incident holds across a handover
+    (docs/decisions/0005-supervised-loops-and-transient-faults.md).
+
+    Database errors end the term (the supervisor starts a new one after a backoff); Kafka
+    errors are waited out here, the producer started anew.
+    """
+    settings, pool, schema = rt.settings, rt.pool, rt.health.service
     wake = asyncio.Event()
-    listener = await pool.acquire()
-    producer: AIOKafkaProducer | None = None
     channel = f"{schema}_outbox"
+    producer: AIOKafkaProducer | None = None
 
     def on_notify(*_: object) -> None:
         wake.set()
 
+    leader = await pool.acquire()
     try:
-        await listener.add_listener(channel, on_notify)
-        # Leadership: only the replica holding the lock relays (order per incident).
-        while not stopping.is_set():
-            if await listener.fetchval("SELECT pg_try_advisory_lock($1)", _lock_key(schema)):
+        await leader.add_listener(channel, on_notify)
+        while not rt.stopping.is_set():  # standby until this replica holds the lock
+            loop.beat()
+            if await leader.fetchval("SELECT pg_try_advisory_lock($1)", _lock_key(schema)):
                 break
-            await pause(stopping, wake, 5.0)
-        while not stopping.is_set():
+            await pause(rt.stopping, wake, 5.0)
+        while not rt.stopping.is_set():
+            loop.beat()
             if producer is None:
-                producer = await _start_producer(settings, stopping)
+                producer = await _start_producer(settings, rt.stopping, loop)
                 if producer is None:
                     break
             try:
-                published = await _publish_batch(pool, producer, schema)
+                published = await _publish_batch(leader, producer, schema)
             except KafkaError as exc:
-                log.warning("outbox relay: Kafka unavailable, retrying", extra={"error": str(exc)})
-                with contextlib.suppress(Exception):
-                    await producer.stop()
+                log.warning(
+                    "outbox relay: Kafka unavailable, retrying",
+                    extra={"error": describe(exc), "transient": is_transient(exc)},
+                )
+                await _stop(producer)
                 producer = None
-                await pause(stopping, wake, 2.0)
+                await pause(rt.stopping, None, 2.0)
                 continue
             if published < BATCH:
-                await _record_backlog(pool, schema)
+                await _record_backlog(leader, schema)
                 wake.clear()
-                await pause(stopping, wake, idle_poll_seconds)
+                await pause(rt.stopping, wake, idle_poll_seconds)
     finally:
+        # Flush (or give up on) what is in flight before anything else can happen.
         if producer is not None:
-            await producer.stop()
+            await _stop(producer)
         with contextlib.suppress(Exception):
-            await listener.remove_listener(channel, on_notify)
-            await listener.execute("SELECT pg_advisory_unlock_all()")
-        await pool.release(listener)
+            await leader.remove_listener(channel, on_notify)
+            await leader.execute("SELECT pg_advisory_unlock_all()")
+        await pool.release(leader)
 
 
-async def _start_producer(settings: Settings, stopping: asyncio.Event) -> AIOKafkaProducer | None:
-    delay = 0.5
+async def _stop(producer: AIOKafkaProducer) -> None:
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(producer.stop(), timeout=15.0)
+
+
+async def _start_producer(
+    settings: Settings, stopping: asyncio.Event, loop: Loop
+) -> AIOKafkaProducer | None:
+    backoff = Backoff(first=0.5, cap=5.0)
     while not stopping.is_set():
+        loop.beat()
         producer = AIOKafkaProducer(
             bootstrap_servers=settings.kafka_bootstrap_servers,
             client_id="veilig-outbox-relay",
@@ -173,23 +222,31 @@ async def _start_producer(settings: Settings, stopping: asyncio.Event) -> AIOKaf
         try:
             await producer.start()
         except KafkaError as exc:
-            with contextlib.suppress(Exception):
-                await producer.stop()
-            log.warning("outbox relay: waiting for Kafka", extra={"error": str(exc)})
-            await pause(stopping, None, delay)
-            delay = min(delay * 2, 5.0)
+            await _stop(producer)
+            log.warning("outbox relay: waiting for Kafka", extra={"error": describe(exc)})
+            await pause(stopping, None, backoff.next())
         else:
             return producer
     return None
 
 
-async def _publish_batch(pool: asyncpg.Pool, producer: AIOKafkaProducer, schema: str) -> int:
-    async with pool.acquire() as conn, conn.transaction():
-        rows = await conn.fetch(
-            "SELECT id, topic, key, headers, value FROM outbox ORDER BY id "
+async def _publish_batch(
+    leader: asyncpg.Connection, producer: AIOKafkaProducer, schema: str
+) -> int:
+    async with leader.transaction():
+        # The urgent lane first, then everything in id order. Each topic's rows keep their id
+        # order (lane rows go to their own topic), so the order per incident holds on each.
+        rows = await leader.fetch(
+            "SELECT id, topic, key, headers, value FROM outbox WHERE urgent ORDER BY id "
             "LIMIT $1 FOR UPDATE SKIP LOCKED",
             BATCH,
         )
+        if len(rows) < BATCH:
+            rows += await leader.fetch(
+                "SELECT id, topic, key, headers, value FROM outbox WHERE NOT urgent ORDER BY id "
+                "LIMIT $1 FOR UPDATE SKIP LOCKED",
+                BATCH - len(rows),
+            )
         if not rows:
             return 0
         # send() only queues; all futures resolve once the broker acknowledged the batch.
@@ -203,7 +260,7 @@ async def _publish_batch(pool: asyncpg.Pool, producer: AIOKafkaProducer, schema:
             for row in rows
         ]
         await asyncio.gather(*futures)
-        await conn.execute(
+        await leader.execute(
             "DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows]
         )
     for row in rows:
@@ -211,8 +268,8 @@ async def _publish_batch(pool: asyncpg.Pool, producer: AIOKafkaProducer, schema:
     return len(rows)
 
 
-async def _record_backlog(pool: asyncpg.Pool, schema: str) -> None:
-    row = await pool.fetchrow(
+async def _record_backlog(conn: asyncpg.Connection, schema: str) -> None:
+    row = await conn.fetchrow(
         "SELECT count(*) AS n, coalesce(extract(epoch FROM now() - min(created_at)), 0) AS lag "
         "FROM outbox"
     )

@@ -8,16 +8,25 @@ problem, the field written as a dotted path into the request (``location.lat``,
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+import asyncpg
+from aiokafka.errors import KafkaError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from services.common.faults import describe, is_transient
+
+log = logging.getLogger(__name__)
+
 PROBLEM_JSON = "application/problem+json"
+# What a client is told to wait before retrying while PostgreSQL or Kafka is away.
+RETRY_AFTER_SECONDS = 5
 TYPE_BASE = "https://veilig.haarlem.nl/problems/"
 
 
@@ -139,6 +148,34 @@ def install(app: FastAPI) -> None:
         problem = Problem(exc.status_code, slug, title, detail, headers=exc.headers)
         return problem_response(problem, request.url.path)
 
+    async def on_infrastructure(request: Request, exc: Exception) -> JSONResponse:
+        # PostgreSQL or Kafka away: nothing was accepted, and the same request (same
+        # external_id) is safe to send again.
+        if is_transient(exc):
+            log.warning(
+                "answered 503: infrastructure unavailable",
+                extra={"path": request.url.path, "error": describe(exc)},
+            )
+            problem = Problem(
+                503,
+                "unavailable",
+                "Service temporarily unavailable",
+                "A backing service is unavailable; nothing was stored. Retry after the "
+                "Retry-After seconds with the same request.",
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            )
+            return problem_response(problem, request.url.path)
+        log.error("unhandled error", exc_info=exc, extra={"path": request.url.path})
+        return problem_response(Problem(500, "internal-error", "Internal error"), request.url.path)
+
     app.add_exception_handler(Problem, on_problem)
+    for infrastructure in (
+        asyncpg.PostgresError,
+        asyncpg.InterfaceError,
+        OSError,
+        TimeoutError,
+        KafkaError,
+    ):
+        app.add_exception_handler(infrastructure, on_infrastructure)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)

@@ -11,6 +11,7 @@ from fastapi import HTTPException, Request
 from faststream.kafka import KafkaBroker
 
 from services.common.settings import Settings
+from services.common.supervision import Health
 
 
 @dataclass
@@ -20,6 +21,7 @@ class Runtime:
     settings: Settings
     pool: asyncpg.Pool
     broker: KafkaBroker
+    health: Health
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     # What a service's build() makes for its HTTP routes (e.g. triage's actions), by name.
     extras: dict[str, Any] = field(default_factory=dict)

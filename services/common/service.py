@@ -26,16 +26,14 @@ from services.common.http import BodySizeLimit
 from services.common.kafka import make_broker
 from services.common.migrations import load_migrations, migrate
 from services.common.observability import setup_logging, setup_tracing
-from services.common.outbox import relay
+from services.common.outbox import outbox_lag, relay
 from services.common.runtime import Runtime
 from services.common.settings import ServiceName, Settings, get_settings
 from services.common.staff import ensure_schema
+from services.common.supervision import Background, Health, LagCheck, supervise
 from services.common.topics import apply_topics
 
 log = logging.getLogger(__name__)
-
-
-BackgroundTask = Callable[[Runtime], Awaitable[None]]
 
 
 @dataclass
@@ -65,7 +63,9 @@ class ServiceSpec:
 @dataclass
 class ServiceParts:
     kafka: KafkaRouter | None = None
-    background: list[BackgroundTask] = field(default_factory=list)
+    background: list[Background] = field(default_factory=list)
+    # Work a loop owes, whose age beyond a threshold makes the service not ready.
+    lag_checks: list[LagCheck] = field(default_factory=list)
 
 
 def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
@@ -84,17 +84,18 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
         if applied:
             log.info("applied migrations", extra={"versions": applied})
         await apply_topics(settings)
-        runtime = Runtime(settings=settings, pool=pool, broker=broker)
+        runtime = Runtime(settings=settings, pool=pool, broker=broker, health=Health(spec.name))
         parts = spec.build(runtime) if spec.build else ServiceParts()
         if parts.kafka is not None:
             broker.include_router(parts.kafka)
         await broker.start()
         background = list(parts.background)
+        for check in parts.lag_checks:
+            runtime.health.add_check(check)
         if spec.outbox:
-            background.append(
-                lambda rt: relay(rt.settings, rt.pool, spec.name, rt.stopping),
-            )
-        tasks = [asyncio.create_task(task(runtime)) for task in background]
+            background.append(Background("outbox-relay", relay))
+            runtime.health.add_check(LagCheck("outbox", outbox_lag, settings.outbox_stuck_seconds))
+        tasks = [asyncio.create_task(supervise(runtime, b)) for b in background]
         state.update(ready=True, runtime=runtime)
         log.info("service ready", extra={"port": settings.port_of(spec.name)})
         try:
@@ -130,18 +131,34 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
     async def live() -> dict[str, str]:
         return {"status": "live"}
 
-    @app.get("/health/ready", tags=["operations"], summary="Broker and database reachable")
+    @app.get(
+        "/health/ready",
+        tags=["operations"],
+        summary="Broker and database reachable, background loops alive, no work stuck",
+    )
     async def ready() -> JSONResponse:
-        checks = {"started": bool(state["ready"]), "database": False, "kafka": False}
+        checks: dict[str, bool] = {
+            "started": bool(state["ready"]),
+            "database": False,
+            "kafka": False,
+            "loops": False,
+            "lag": False,
+        }
+        body: dict[str, object] = {}
         runtime = state.get("runtime")
         if checks["started"] and isinstance(runtime, Runtime):
             with contextlib.suppress(Exception):
                 checks["database"] = await runtime.pool.fetchval("SELECT 1", timeout=2) == 1
             with contextlib.suppress(Exception):
                 checks["kafka"] = await runtime.broker.ping(timeout=2.0)
+            loops = {name: loop.snapshot() for name, loop in runtime.health.loops.items()}
+            lags = await runtime.health.lags(runtime)
+            checks["loops"] = all(loop["alive"] for loop in loops.values())
+            checks["lag"] = all(lag["ok"] for lag in lags.values())
+            body = {"loops": loops, "lag": lags}
         ok = all(checks.values())
         return JSONResponse(
-            {"status": "ready" if ok else "not ready", "checks": checks},
+            {"status": "ready" if ok else "not ready", "checks": checks, **body},
             status_code=200 if ok else 503,
         )
 

@@ -36,6 +36,17 @@ class Settings(BaseSettings):
     dlq_max_attempts: int = Field(
         3, ge=1, description="Attempts at one message before it goes to the dead-letter topic."
     )
+    outbox_stuck_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="Age of the oldest unpublished outbox row beyond which the service is "
+        "not ready (its relay is stuck or Kafka is away).",
+    )
+    infra_retry_max_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="Longest wait between tries while PostgreSQL or Kafka is unavailable.",
+    )
 
     http_host: str = Field("127.0.0.1", description="Interface the HTTP endpoints bind to.")
     intake_port: int = 8081

@@ -57,7 +57,9 @@ def parse_submission(record: ConsumerRecord[bytes, bytes]) -> Submission:
         raise PoisonMessage(f"key {key!r} is not '<partner>:<external_id>'", kind="invalid-key")
     try:
         body = json.loads(record.value or b"")
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except RecursionError as exc:
+        raise PoisonMessage("body is nested too deeply to be a report", "invalid-json") from exc
+    except ValueError as exc:  # not JSON, not UTF-8, an integer of thousands of digits
         raise PoisonMessage(f"body is not JSON: {exc}", kind="invalid-json") from exc
     try:
         report = IncidentSubmission.model_validate(body)
@@ -107,8 +109,7 @@ def build_consumers(rt: Runtime) -> KafkaRouter:
 
     batch_consumer(
         router,
-        rt.broker,
-        rt.settings,
+        rt,
         "intake",
         INCIDENT_SUBMISSIONS,
         parse=parse_submission,
@@ -125,8 +126,7 @@ def build_consumers(rt: Runtime) -> KafkaRouter:
 
     batch_consumer(
         router,
-        rt.broker,
-        rt.settings,
+        rt,
         "intake",
         INCIDENT_EVENTS,
         purpose="public-history",

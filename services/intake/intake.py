@@ -23,8 +23,9 @@ from prometheus_client import Counter
 from schemas.events import Flags, IncidentReported
 from schemas.geo import locate
 from schemas.submission import IncidentSubmission
+from schemas.urgency import may_be_urgent
 from services.common.observability import current_traceparent
-from services.common.outbox import enqueue, event_message
+from services.common.outbox import OutgoingMessage, enqueue, event_message
 from services.common.pii import seal
 from services.common.settings import Settings
 from services.intake.partners import Partner
@@ -91,6 +92,16 @@ def reported_event(
         reporter_sealed=reporter,
         attributes=report.attributes,
     )
+
+
+def lane_copies(
+    settings: Settings, events: Sequence[IncidentReported], traceparent: str | None
+) -> list[OutgoingMessage]:
+    return [
+        event_message(settings, e, traceparent=traceparent, lane=True)
+        for e in events
+        if may_be_urgent(e.flags, e.category_hint)
+    ]
 
 
 async def accept(
@@ -166,7 +177,9 @@ async def accept(
             )
             await enqueue(
                 conn,
-                (event_message(settings, e, traceparent=traceparent) for e in fresh),
+                [event_message(settings, e, traceparent=traceparent) for e in fresh]
+                # What may well be P1/P2 also takes the urgent lane to triage.
+                + lane_copies(settings, fresh, traceparent),
             )
     for outcome in outcomes:
         REPORTS.labels(partner.code, channel, outcome.result).inc()

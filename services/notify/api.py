@@ -25,7 +25,7 @@ from services.common.runtime import Runtime, runtime
 from services.common.staff import Staff, require_role
 from services.notify import acks
 from services.notify.acks import Acknowledgement
-from services.notify.store import Notify
+from services.notify.store import DeliveryStatus, Notify
 
 Token = Annotated[str, Field(min_length=20, max_length=100, pattern=r"^[A-Za-z0-9_-]+$")]
 
@@ -170,7 +170,7 @@ class Delivery(BaseModel):
     channel: str
     profile: str
     priority: str
-    status: Literal["pending", "in_flight", "delivered", "failed"]
+    status: DeliveryStatus
     attempts: int
     next_attempt_at: datetime | None
     last_error: str | None
@@ -200,9 +200,7 @@ def _delivery(row: Any) -> dict[str, Any]:
 async def list_deliveries(
     rt: Annotated[Runtime, Depends(runtime)],
     _staff: Annotated[Staff, Depends(readers)],
-    status: Annotated[
-        Literal["pending", "in_flight", "delivered", "failed"] | None, Query()
-    ] = None,
+    status: Annotated[DeliveryStatus | None, Query()] = None,
     incident_id: UUID | None = None,
     recipient: Annotated[str | None, Query(max_length=100)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -242,3 +240,31 @@ async def get_delivery(
         message_id,
     )
     return {**_delivery(row), "history": [dict(h) for h in history]}
+
+
+class QuarantinedTimer(BaseModel):
+    incident_id: UUID
+    recipient: str
+    level: int
+    escalate_at: datetime
+    quarantined_at: datetime
+    quarantine_error: str | None
+
+
+@operators.get(
+    "/escalations/quarantined",
+    response_model=list[QuarantinedTimer],
+    summary="Escalation timers set aside after an error (deliveries: ?status=quarantined)",
+)
+async def quarantined_timers(
+    rt: Annotated[Runtime, Depends(runtime)],
+    _staff: Annotated[Staff, Depends(readers)],
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[dict[str, Any]]:
+    rows = await rt.pool.fetch(
+        "SELECT incident_id, recipient, level, escalate_at, quarantined_at, quarantine_error "
+        "FROM escalations WHERE quarantined_at IS NOT NULL ORDER BY quarantined_at DESC "
+        "LIMIT $1",
+        limit,
+    )
+    return [dict(row) for row in rows]

@@ -25,6 +25,7 @@ attempt the delivery is failed, and the recipient's acknowledgement timer, if an
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import random
@@ -42,12 +43,15 @@ from schemas.events import (
     NotificationEvent,
     NotificationFailed,
 )
+from schemas.urgency import URGENT_PRIORITIES
+from services.common.faults import Backoff, describe, is_transient
 from services.common.observability import current_traceparent, span_from
 from services.common.outbox import enqueue
 from services.common.pii import SealError, open_sealed
 from services.common.runtime import Runtime, pause
+from services.common.supervision import Loop
 from services.notify.mail import compose_email, send_email
-from services.notify.registry import Channel, disable_channel, find_channel, kind_code
+from services.notify.registry import CHANNELS_CHANGED, Channel, disable_channel, kind_code
 from services.notify.retry import DeliveryResult
 from services.notify.store import WAKE_CHANNEL, Notify, notification
 from services.notify.webhooks import send_webhook
@@ -60,6 +64,12 @@ ATTEMPTS = Counter(
     ["channel", "recipient", "outcome"],
 )
 
+QUARANTINED = Counter(
+    "veilig_notify_quarantined_total",
+    "Deliveries and escalation timers set aside after a deterministic error",
+    ["item"],
+)
+
 CLAIM = """
 WITH due AS (
     SELECT d.message_id FROM deliveries d
@@ -69,7 +79,8 @@ WITH due AS (
           SELECT 1 FROM deliveries e
           WHERE e.incident_id = d.incident_id AND e.recipient = d.recipient
             AND e.seq < d.seq AND e.status IN ('pending', 'in_flight'))
-    ORDER BY d.next_attempt_at
+      AND (d.priority = ANY($3::text[])) = $4
+    ORDER BY d.priority, d.next_attempt_at
     LIMIT $1
     FOR UPDATE OF d SKIP LOCKED
 )
@@ -81,9 +92,19 @@ RETURNING d.*
 """
 
 
-async def claim_due(pool: asyncpg.Pool, notify: Notify, limit: int) -> list[asyncpg.Record]:
+async def claim_due(
+    pool: asyncpg.Pool, notify: Notify, limit: int, *, urgent: bool
+) -> list[asyncpg.Record]:
+    """Claim up to ``limit`` due deliveries of the urgent lane (P1/P2) or of the rest, most
+    urgent first."""
+    if limit <= 0:
+        return []
     async with pool.acquire() as conn, conn.transaction():
-        return list(await conn.fetch(CLAIM, limit, notify.config.lease_seconds))
+        return list(
+            await conn.fetch(
+                CLAIM, limit, notify.config.lease_seconds, list(URGENT_PRIORITIES), urgent
+            )
+        )
 
 
 def _route(row: asyncpg.Record, channel: Channel | None) -> NotificationChannel | None:
@@ -101,7 +122,7 @@ async def attempt(
 ) -> tuple[NotificationChannel, Channel | None, DeliveryResult, bool]:
     """Make one attempt: (channel used, its configuration, result, whether anything was sent)."""
     config = notify.config
-    channel = await find_channel(pool, row["recipient"])
+    channel = await notify.channels.get(pool, row["recipient"])
     route = _route(row, channel)
     if route is None or channel is None:
         log.error(
@@ -298,6 +319,7 @@ async def _deliver(
     row: asyncpg.Record,
     jitter: random.Random,
 ) -> None:
+    message_id = str(row["message_id"])
     try:
         # Timeouts are per phase (connect, each SMTP command); the whole attempt must end
         # while the lease is ours, or another worker would send it a second time meanwhile.
@@ -307,59 +329,149 @@ async def _deliver(
         route, channel, sent = row["channel"], None, True
         result = DeliveryResult("retry", error="timeout: the attempt outlasted its lease")
     except Exception as exc:
-        # A bug must not strand the row in flight until its lease runs out, attempt after attempt.
-        log.exception("delivery attempt crashed", extra={"message_id": str(row["message_id"])})
-        route, channel, sent = row["channel"], None, False
-        result = DeliveryResult("retry", error=f"internal error: {type(exc).__name__}")
+        if is_transient(exc):
+            # The database went away while looking up the channel: nothing was sent; the
+            # lease runs out and the delivery is tried again.
+            log.warning(
+                "delivery attempt interrupted by the infrastructure",
+                extra={"message_id": message_id, "error": describe(exc)},
+            )
+            return
+        # A bug or corrupt data: it would fail the same way on every attempt. Quarantined,
+        # visible to ops, while the rest proceed.
+        await quarantine(pool, row, exc)
+        return
+    # The outcome is known: record it even if the database blinks meanwhile (until the lease
+    # would let another worker try again, which the attempt-number guard then tells apart).
+    backoff = Backoff(first=0.2, cap=5.0)
+    deadline = asyncio.get_running_loop().time() + notify.config.lease_seconds
+    while True:
+        try:
+            await record(pool, notify, row, route, channel, result, sent, jitter)
+            return
+        except Exception as exc:
+            if not is_transient(exc):
+                await quarantine(pool, row, exc)
+                return
+            if asyncio.get_running_loop().time() >= deadline:
+                log.warning(
+                    "could not record a delivery attempt; its lease runs out and it is retried",
+                    extra={"message_id": message_id, "error": describe(exc)},
+                )
+                return
+            await asyncio.sleep(backoff.next())
+
+
+async def quarantine(pool: asyncpg.Pool, row: asyncpg.Record, exc: BaseException) -> None:
+    """Set a delivery aside with its error: ops see it (``/deliveries?status=quarantined``),
+    later messages to the recipient are not held behind it."""
+    error = f"quarantined: {describe(exc)}"
+    log.error(
+        "delivery quarantined",
+        exc_info=exc,
+        extra={"alert": "ops", "message_id": str(row["message_id"]), "error": error},
+    )
+    QUARANTINED.labels("delivery").inc()
     try:
-        await record(pool, notify, row, route, channel, result, sent, jitter)
-    except Exception:
-        log.exception(
-            "could not record a delivery attempt; its lease will run out and it is retried",
-            extra={"message_id": str(row["message_id"])},
+        await pool.execute(
+            "UPDATE deliveries SET status = 'quarantined', quarantined_at = now(), "
+            "lease_until = NULL, last_error = $3 "
+            "WHERE message_id = $1 AND status = 'in_flight' AND attempts = $2",
+            row["message_id"],
+            row["attempts"],
+            error[:2000],
         )
+    except Exception as again:
+        # Not even that: the lease runs out and the next attempt meets the same fate.
+        log.error("could not quarantine a delivery", extra={"error": describe(again)})
 
 
-async def delivery_worker(rt: Runtime, notify: Notify) -> None:
-    """Send due deliveries until the service stops; in-flight sends are finished and recorded."""
-    config = notify.config
-    wake = asyncio.Event()
-    jitter = random.Random()
-    running: set[asyncio.Task[None]] = set()
+class DeliveryWorker:
+    """Sends due deliveries. Its in-flight sends outlive a restart of its loop (a database
+    blink ends a term, not the sends that were under way); they are awaited on shutdown."""
 
-    def woken(*_: object) -> None:
-        wake.set()
+    def __init__(self, notify: Notify) -> None:
+        self.notify = notify
+        self.jitter = random.Random()
+        self.running: set[asyncio.Task[None]] = set()
+        self.running_rest: set[asyncio.Task[None]] = set()  # the P3/P4 part of running
+        self.wake = asyncio.Event()
+        self._client: httpx.AsyncClient | None = None
 
-    def done(task: asyncio.Task[None]) -> None:
-        running.discard(task)
-        wake.set()  # a free slot: claim more
+    def _woken(self, *_: object) -> None:
+        self.wake.set()
 
-    listener = await rt.pool.acquire()
-    try:
-        await listener.add_listener(WAKE_CHANNEL, woken)
-        async with httpx.AsyncClient() as client:
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self.running.discard(task)
+        self.running_rest.discard(task)
+        self.wake.set()  # a free slot: claim more
+
+    async def claim(self, pool: asyncpg.Pool) -> tuple[list[asyncpg.Record], int]:
+        """Due deliveries for the free slots, P1/P2 first; P3/P4 never take the slots kept
+        for P1/P2 (``urgent_reserved``). Returns the rows and how many slots were offered."""
+        config = self.notify.config
+        free = config.worker_concurrency - len(self.running)
+        urgent = await claim_due(pool, self.notify, free, urgent=True)
+        room = min(
+            free - len(urgent),
+            config.worker_concurrency - config.urgent_reserved - len(self.running_rest),
+        )
+        rest = await claim_due(pool, self.notify, room, urgent=False)
+        return urgent + rest, free
+
+    def start(self, pool: asyncpg.Pool, row: asyncpg.Record) -> None:
+        assert self._client is not None
+        task = asyncio.create_task(deliver(pool, self._client, self.notify, row, self.jitter))
+        self.running.add(task)
+        if row["priority"] not in URGENT_PRIORITIES:
+            self.running_rest.add(task)
+        task.add_done_callback(self._done)
+
+    async def run(self, rt: Runtime, loop: Loop) -> None:
+        """One term of the loop: until the service stops, or the database fails under it."""
+        config = self.notify.config
+        if self._client is None:
+            self._client = httpx.AsyncClient()
+        listener = await rt.pool.acquire()
+        # Signals may have been missed while no listener was connected.
+        self.notify.channels.invalidate()
+        try:
+            await listener.add_listener(WAKE_CHANNEL, self._woken)
+            await listener.add_listener(CHANNELS_CHANGED, self.notify.channels.invalidate)
             while not rt.stopping.is_set():
-                free = config.worker_concurrency - len(running)
-                wake.clear()  # before claiming: a NOTIFY during the claim wakes the next round
-                rows: list[asyncpg.Record] = []
-                if free > 0:
-                    try:
-                        rows = await claim_due(rt.pool, notify, free)
-                    except (asyncpg.PostgresError, OSError) as exc:
-                        log.warning("claiming deliveries failed", extra={"error": repr(exc)})
+                loop.beat()
+                self.wake.clear()  # before claiming: a NOTIFY during the claim wakes the next
+                rows, offered = await self.claim(rt.pool)
                 for row in rows:
-                    task = asyncio.create_task(deliver(rt.pool, client, notify, row, jitter))
-                    running.add(task)
-                    task.add_done_callback(done)
-                if len(rows) == free and free > 0:
+                    self.start(rt.pool, row)
+                if rows and len(rows) == offered:
                     continue  # maybe more are due
-                await pause(rt.stopping, wake, config.poll_seconds)
-            if running:
-                await asyncio.wait(running)
-    finally:
-        # Cancelled after the shutdown grace: the leases of unfinished sends run out and
-        # another worker (or the next start) retries them.
-        for task in running:
-            task.cancel()
-        await listener.remove_listener(WAKE_CHANNEL, woken)
-        await rt.pool.release(listener)
+                await pause(rt.stopping, self.wake, config.poll_seconds)
+        finally:
+            with contextlib.suppress(Exception):
+                await listener.remove_listener(WAKE_CHANNEL, self._woken)
+                await listener.remove_listener(CHANNELS_CHANGED, self.notify.channels.invalidate)
+            await rt.pool.release(listener)
+        await self.close()
+
+    async def close(self) -> None:
+        """On shutdown: finish the sends under way. Cancelled after the shutdown grace, the
+        leases of unfinished sends run out and another worker (or the next start) retries."""
+        try:
+            if self.running:
+                await asyncio.wait(self.running)
+        finally:
+            for task in self.running:
+                task.cancel()
+            if self._client is not None:
+                await self._client.aclose()
+                self._client = None
+
+
+async def oldest_due_delivery(rt: Runtime) -> float:
+    """Seconds the oldest due delivery has waited to be claimed (0 when none is due)."""
+    age = await rt.pool.fetchval(
+        "SELECT extract(epoch FROM now() - min(next_attempt_at)) FROM deliveries "
+        "WHERE status = 'pending' AND next_attempt_at <= now()"
+    )
+    return max(float(age or 0.0), 0.0)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
+from uuid import UUID
 
 import asyncpg
 from prometheus_client import Counter
@@ -22,9 +23,12 @@ from prometheus_client import Counter
 from schemas.events import NotificationEscalated
 from schemas.taxonomy import taxonomy
 from schemas.timeutil import AMSTERDAM
+from services.common.faults import describe, is_transient
 from services.common.outbox import enqueue
 from services.common.runtime import Runtime, pause
+from services.common.supervision import Loop
 from services.notify import store
+from services.notify.delivery import QUARANTINED
 from services.notify.registry import kind_code
 from services.notify.store import Incident, Message, Notify
 
@@ -118,36 +122,69 @@ async def escalate(
 
 
 async def fire_due(pool: asyncpg.Pool, notify: Notify, limit: int = 50) -> int:
-    """Fire the timers that are due, one transaction each; returns how many were due."""
+    """Fire the timers that are due, one transaction each; returns how many were due.
+
+    A timer whose firing throws a deterministic error is quarantined with it and the others
+    fire; a transient error (database away) ends the round for the supervisor to wait out.
+    """
     due = await pool.fetch(
         "SELECT incident_id, recipient FROM escalations WHERE stopped_at IS NULL "
-        "AND escalate_at <= now() ORDER BY escalate_at LIMIT $1",
+        "AND quarantined_at IS NULL AND escalate_at <= now() ORDER BY escalate_at LIMIT $1",
         limit,
     )
     for incident_id, recipient in due:
-        async with pool.acquire() as conn, conn.transaction():
-            incident = await store.load_incident(conn, incident_id)
-            # Checked again under the incident's lock: another replica, or an acknowledgement,
-            # may have been first.
-            timer = await conn.fetchrow(
-                "SELECT * FROM escalations WHERE incident_id = $1 AND recipient = $2 "
-                "AND stopped_at IS NULL AND escalate_at <= now() FOR UPDATE",
-                incident_id,
-                recipient,
-            )
-            if timer is not None:
-                await escalate(conn, notify, incident, timer)
+        try:
+            await _fire(pool, notify, incident_id, recipient)
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            await _quarantine(pool, incident_id, recipient, exc)
     return len(due)
 
 
-async def escalation_task(rt: Runtime, notify: Notify) -> None:
-    """Fire due timers until the service stops."""
+async def _fire(pool: asyncpg.Pool, notify: Notify, incident_id: UUID, recipient: str) -> None:
+    async with pool.acquire() as conn, conn.transaction():
+        incident = await store.load_incident(conn, incident_id)
+        # Checked again under the incident's lock: another replica, or an acknowledgement,
+        # may have been first.
+        timer = await conn.fetchrow(
+            "SELECT * FROM escalations WHERE incident_id = $1 AND recipient = $2 "
+            "AND stopped_at IS NULL AND quarantined_at IS NULL AND escalate_at <= now() "
+            "FOR UPDATE",
+            incident_id,
+            recipient,
+        )
+        if timer is not None:
+            await escalate(conn, notify, incident, timer)
+
+
+async def _quarantine(
+    pool: asyncpg.Pool, incident_id: UUID, recipient: str, exc: BaseException
+) -> None:
+    error = describe(exc)
+    log.error(
+        "escalation timer quarantined",
+        exc_info=exc,
+        extra={
+            "alert": "ops",
+            "incident_id": str(incident_id),
+            "recipient": recipient,
+            "error": error,
+        },
+    )
+    QUARANTINED.labels("escalation").inc()
+    await pool.execute(
+        "UPDATE escalations SET quarantined_at = now(), quarantine_error = $3 "
+        "WHERE incident_id = $1 AND recipient = $2",
+        incident_id,
+        recipient,
+        error[:2000],
+    )
+
+
+async def escalation_task(rt: Runtime, loop: Loop, notify: Notify) -> None:
+    """Fire due timers until the service stops (a term of the supervised loop)."""
     while not rt.stopping.is_set():
-        try:
-            due = await fire_due(rt.pool, notify)
-        except Exception:
-            # The task must outlive a database hiccup or one bad timer; the log says which.
-            log.exception("firing escalation timers failed")
-            due = 0
-        if not due:
+        loop.beat()
+        if not await fire_due(rt.pool, notify):
             await pause(rt.stopping, None, notify.config.poll_seconds)

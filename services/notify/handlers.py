@@ -36,7 +36,7 @@ from schemas.events import (
     IncidentTriaged,
 )
 from schemas.taxonomy import taxonomy
-from schemas.topics import INCIDENT_EVENTS
+from schemas.topics import INCIDENT_EVENTS, INCIDENT_URGENT
 from services.common.consumer import Incoming, Rejected, batch_consumer, event_parser
 from services.common.observability import record_traceparent, span_from
 from services.common.outbox import claim
@@ -217,21 +217,26 @@ def build_consumer(rt: Runtime, notify: Notify) -> KafkaRouter:
                         await apply(conn, notify, incoming.item)
         return []
 
+    parse = event_parser(
+        IncidentReported,
+        IncidentTriaged,
+        IncidentPriorityChanged,
+        IncidentMerged,
+        IncidentResolved,
+        IncidentStatusChanged,
+        IncidentAcknowledged,
+    )
+    batch_consumer(router, rt, "notify", INCIDENT_EVENTS, parse=parse, handle=on_events)
+    # The urgent lane (P1/P2 copies, same event ids): its own consumer, so a fire is queued
+    # for delivery while a backlog waits on incident-events; the inbox takes the first copy.
     batch_consumer(
         router,
-        rt.broker,
-        rt.settings,
+        rt,
         "notify",
-        INCIDENT_EVENTS,
-        parse=event_parser(
-            IncidentReported,
-            IncidentTriaged,
-            IncidentPriorityChanged,
-            IncidentMerged,
-            IncidentResolved,
-            IncidentStatusChanged,
-            IncidentAcknowledged,
-        ),
+        INCIDENT_URGENT,
+        purpose="urgent",
+        parse=parse,
         handle=on_events,
+        max_records=50,
     )
     return router

@@ -162,6 +162,28 @@ async def find_channel(conn: asyncpg.Connection | asyncpg.Pool, code: str) -> Ch
     return _channel(row) if row else None
 
 
+CHANNELS_CHANGED = "notify_channels"
+"""NOTIFY channel a trigger on ``channels`` signals every change on (migration 0008)."""
+
+
+class ChannelCache:
+    """Channels with their secrets opened, looked up once per recipient instead of once per
+    message and attempt. Any change to ``channels`` (``veilig recipients set|remove``, a 410
+    disabling an endpoint) is signalled by a trigger (``CHANNELS_CHANGED``) and empties the
+    cache at once; so does a lost listener connection, which may have missed a signal."""
+
+    def __init__(self) -> None:
+        self._by_code: dict[str, Channel | None] = {}
+
+    async def get(self, conn: asyncpg.Connection | asyncpg.Pool, code: str) -> Channel | None:
+        if code not in self._by_code:
+            self._by_code[code] = await find_channel(conn, code)
+        return self._by_code[code]
+
+    def invalidate(self, *_: object) -> None:
+        self._by_code.clear()
+
+
 async def list_channels(conn: asyncpg.Connection) -> list[Channel]:
     return [_channel(row) for row in await conn.fetch("SELECT * FROM channels ORDER BY code")]
 

@@ -11,8 +11,9 @@ from pathlib import Path
 
 from services.common.runtime import Runtime
 from services.common.service import ServiceParts, ServiceSpec
+from services.common.supervision import Background, LagCheck
 from services.notify import api
-from services.notify.delivery import delivery_worker
+from services.notify.delivery import DeliveryWorker, oldest_due_delivery
 from services.notify.escalation import escalation_task
 from services.notify.handlers import build_consumer
 from services.notify.registry import load_registry
@@ -28,11 +29,15 @@ def make_spec(config: NotifySettings | None = None) -> ServiceSpec:
         # A broken registry stops the start with a message naming the entry.
         notify = Notify(rt.settings, settings, load_registry(settings.registry_file))
         rt.extras["notify"] = notify
+        worker = DeliveryWorker(notify)
         return ServiceParts(
             kafka=build_consumer(rt, notify),
             background=[
-                lambda rt: delivery_worker(rt, notify),
-                lambda rt: escalation_task(rt, notify),
+                Background("delivery-worker", worker.run),
+                Background("escalation-timers", lambda rt, loop: escalation_task(rt, loop, notify)),
+            ],
+            lag_checks=[
+                LagCheck("due-deliveries", oldest_due_delivery, settings.due_stuck_seconds)
             ],
         )
 

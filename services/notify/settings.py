@@ -41,7 +41,19 @@ class NotifySettings(BaseSettings):
         description="How long a claimed delivery belongs to its worker; after a crash another "
         "worker takes it over once this runs out. Must exceed the HTTP and SMTP timeouts.",
     )
-    worker_concurrency: int = Field(16, ge=1, description="Deliveries in flight at once.")
+    worker_concurrency: int = Field(16, ge=2, description="Deliveries in flight at once.")
+    urgent_reserved: int = Field(
+        4,
+        ge=1,
+        description="Of the deliveries in flight, slots only P1/P2 may take: a backlog of "
+        "P3/P4 never fills the worker.",
+    )
+    due_stuck_seconds: float = Field(
+        120.0,
+        gt=0,
+        description="How long a due delivery may wait to be claimed before notify is not ready "
+        "(its worker is stuck or far behind).",
+    )
     poll_seconds: float = Field(
         1.0, gt=0, description="Fallback poll for due retries and timers (NOTIFY wakes sooner)."
     )
@@ -75,6 +87,8 @@ class NotifySettings(BaseSettings):
     def _consistent(self) -> Self:
         if self.retry_base_seconds > self.retry_max_seconds:
             raise ValueError("retry_base_seconds must not exceed retry_max_seconds")
+        if self.urgent_reserved >= self.worker_concurrency:
+            raise ValueError("urgent_reserved must leave room for P3/P4 in worker_concurrency")
         longest = max(self.http_timeout_seconds, self.smtp_timeout_seconds)
         if self.lease_seconds <= longest:
             raise ValueError(

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 from uuid import UUID, uuid4, uuid5
@@ -29,12 +29,15 @@ from services.common.pii import seal
 from services.common.settings import Settings
 from services.notify.cap import CAP_MEDIA_TYPE, SENDER, MsgType, build_cap
 from services.notify.messages import JSON_MEDIA_TYPE, Kind, build_payload, encode_payload
-from services.notify.registry import Registry, find_channel
+from services.notify.registry import ChannelCache, Registry
 from services.notify.settings import NotifySettings
 
 # Message ids are derived from what caused them, so a replayed cause makes the same message.
 _MESSAGES = UUID("8f1d6c52-0b7e-4f43-9d6a-2a9e5b3c7d10")
 WAKE_CHANNEL = "notify_deliveries"
+# A delivery's states (the CHECK on deliveries.status): quarantined is set aside after a
+# deterministic error, for ops to look at (services/notify/delivery.py).
+DeliveryStatus = Literal["pending", "in_flight", "delivered", "failed", "quarantined"]
 Source = Literal["decision", "escalation"]
 _LATER_CAP: dict[Kind, MsgType] = {"alert": "Update", "update": "Update", "cancel": "Cancel"}
 N = TypeVar("N", bound=NotificationEvent)
@@ -47,6 +50,7 @@ class Notify:
     settings: Settings
     config: NotifySettings
     registry: Registry
+    channels: ChannelCache = field(default_factory=ChannelCache)
 
     @property
     def base_url(self) -> str:
@@ -212,7 +216,7 @@ async def compose(
     now = datetime.now(UTC)
     members = await audience(conn, incident.incident_id)
     member = members.get(message.recipient)
-    channel = await find_channel(conn, message.recipient)
+    channel = await notify.channels.get(conn, message.recipient)
     # Without a usable channel the message is still queued: its attempts fail visibly until an
     # operator configures one (or the attempts run out), instead of vanishing here.
     route = (channel.route(message.profile) if channel else None) or "webhook"

@@ -137,6 +137,16 @@ def _boost(confidence: float) -> float:
     return confidence + (1.0 - confidence) * HINT_WEIGHT
 
 
+@dataclass(frozen=True, slots=True)
+class Text:
+    """One report as the classifier sees it."""
+
+    text: str
+    category_hint: str | None = None
+    flags: FlagsLike | None = None
+    source: str | None = None
+
+
 class Classifier:
     """Rules + a text model trained on the corpus when constructed (no pickled state)."""
 
@@ -170,9 +180,29 @@ class Classifier:
         flags: FlagsLike | None = None,
         source: str | None = None,
     ) -> Decision:
+        return self.classify_many([Text(text, category_hint, flags, source)])[0]
+
+    def classify_many(self, texts: Sequence[Text]) -> list[Decision]:
+        """Classify a whole batch with ONE call into the text model: per call, the model's
+        fixed cost (vectoriser and estimator set-up) dwarfs the cost per text."""
+        if not texts:
+            return []
+        cleaned = [normalise(t.text) for t in texts]
+        scores = self._model.predict_proba(cleaned)
+        return [
+            self._decide(clean, row, t.category_hint, t.flags, t.source)
+            for t, clean, row in zip(texts, cleaned, scores, strict=True)
+        ]
+
+    def _decide(
+        self,
+        clean: str,
+        scores: Sequence[float],
+        category_hint: str | None,
+        flags: FlagsLike | None,
+        source: str | None,
+    ) -> Decision:
         flags = NO_FLAGS if flags is None else flags
-        clean = normalise(text)
-        scores = self._model.predict_proba([clean])[0]
         probabilities = {c: float(p) for c, p in zip(self.categories, scores, strict=True)}
         ranked = sorted(probabilities, key=probabilities.__getitem__, reverse=True)
         reasons: list[str] = []

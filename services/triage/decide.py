@@ -8,6 +8,7 @@ explains the result. Duplicate detection needs the database and lives in ``store
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
@@ -19,7 +20,7 @@ from schemas.events import CategoryProbability, IncidentReported, Recipient
 from schemas.taxonomy import Priority, taxonomy
 from schemas.timeutil import deadlines
 from services.common.observability import tracer
-from services.triage.classifier import Classifier
+from services.triage.classifier import Classifier, Decision, Text
 from services.triage.priority import decide_priority
 from services.triage.routing import ConfigError, RoutingInput, RoutingTable, read_yaml
 
@@ -72,12 +73,22 @@ def metres_between(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     return 2 * 6_371_000 * math.asin(math.sqrt(a))
 
 
+def _text(report: IncidentReported) -> Text:
+    return Text(report.description, report.category_hint, report.flags, report.partner_kind)
+
+
 class Triage:
     """The decision-making parts, built once per process (the classifier trains at start)."""
 
     def __init__(self, classifier: Classifier, routes: RoutingTable) -> None:
         self.classifier = classifier
         self.routes = routes
+
+    def decide_many(self, reports: Sequence[IncidentReported]) -> list[TriageDecision]:
+        """Decide on a batch of reports, classified together in one model call."""
+        with tracer.start_as_current_span("triage.classify", attributes={"reports": len(reports)}):
+            classified = self.classifier.classify_many([_text(r) for r in reports])
+        return [self.decide(r, classified=c) for r, c in zip(reports, classified, strict=True)]
 
     def decide(
         self,
@@ -87,16 +98,15 @@ class Triage:
         priority: Priority | None = None,
         report_count: int = 1,
         reviewed: bool = False,
+        classified: Decision | None = None,
     ) -> TriageDecision:
         """Decide on ``report``; ``category``/``priority`` given by a person override the
-        classifier and the policy (then the decision no longer needs review)."""
-        with tracer.start_as_current_span("triage.classify"):
-            result = self.classifier.classify(
-                report.description,
-                category_hint=report.category_hint,
-                flags=report.flags,
-                source=report.partner_kind,
-            )
+        classifier and the policy (then the decision no longer needs review). ``classified``
+        is the classifier's decision when the caller classified a batch at once."""
+        result = classified
+        if result is None:
+            with tracer.start_as_current_span("triage.classify"):
+                result = self.classifier.classify_many([_text(report)])[0]
         reasons = list(result.reasons)
         needs_review = result.needs_review and not reviewed and category is None
         chosen = category or result.category

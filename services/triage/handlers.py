@@ -6,6 +6,7 @@ Events about an incident carry on the trace of the report that started it.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -25,7 +26,8 @@ from schemas.events import (
     NotificationAcknowledged,
 )
 from schemas.taxonomy import priority_rank
-from schemas.topics import INCIDENT_EVENTS, NOTIFICATION_EVENTS
+from schemas.topics import INCIDENT_EVENTS, INCIDENT_URGENT, NOTIFICATION_EVENTS
+from schemas.urgency import is_urgent, may_be_urgent
 from services.common.consumer import Incoming, Rejected, batch_consumer, event_parser
 from services.common.observability import incident_id_var, record_traceparent, span_from
 from services.common.outbox import claim, enqueue, event_message
@@ -81,21 +83,35 @@ class Outgoing:
         self.settings = settings
         self.traceparent = traceparent
         self.events: list[Event] = []
+        self.lane_report: IncidentReported | None = None
 
     def add(self, event: Event) -> None:
         self.events.append(event)
 
+    def urgent(self, report: IncidentReported) -> None:
+        """The outcome is about a P1/P2 incident: its events, and the report that opened it
+        (notify needs both), also take the urgent lane."""
+        self.lane_report = report
+
     async def flush(self, conn: asyncpg.Connection) -> None:
-        await enqueue(
-            conn,
-            [event_message(self.settings, e, traceparent=self.traceparent) for e in self.events],
-        )
+        messages = [
+            event_message(self.settings, e, traceparent=self.traceparent) for e in self.events
+        ]
+        if self.lane_report is not None:
+            messages += [
+                event_message(self.settings, e, traceparent=self.traceparent, lane=True)
+                for e in (self.lane_report, *self.events)
+            ]
+        await enqueue(conn, messages)
 
 
 async def on_reported(
-    conn: asyncpg.Connection, triage: Triage, out: Outgoing, report: IncidentReported
+    conn: asyncpg.Connection,
+    triage: Triage,
+    out: Outgoing,
+    report: IncidentReported,
+    decision: TriageDecision,
 ) -> None:
-    decision = triage.decide(report)
     CONFIDENCE.observe(decision.confidence)
     duplicate = None
     if not decision.needs_review:
@@ -106,6 +122,8 @@ async def on_reported(
             conn, report.incident_id, "triaged", reasons=list(decision.reasons)
         )
         out.add(triaged_event(report, decision, 1))
+        if is_urgent(decision.effective_priority):
+            out.urgent(report)
         DECISIONS.labels(
             decision.category, decision.priority or "none", str(decision.needs_review).lower()
         ).inc()
@@ -138,6 +156,8 @@ async def on_reported(
         )
     )
     MERGES.inc()
+    if is_urgent(first["effective_priority"]):
+        out.urgent(store.reported(first))
     await raise_for_reports(conn, triage, out, first, count)
 
 
@@ -188,6 +208,8 @@ async def raise_for_reports(
         )
     )
     out.add(triaged_event(first_report, decision, count))
+    if is_urgent(again.effective):
+        out.urgent(first_report)
 
 
 async def on_acknowledged(
@@ -219,13 +241,26 @@ async def on_acknowledged(
     )
 
 
+def _lane_first(incoming: Incoming[Event]) -> bool:
+    """Sort key: within a batch, what may be urgent is decided first."""
+    event = incoming.item
+    return not (
+        isinstance(event, IncidentReported) and may_be_urgent(event.flags, event.category_hint)
+    )
+
+
 def build_consumers(rt: Runtime, triage: Triage) -> KafkaRouter:
     router = KafkaRouter()
 
     async def apply(batch: Sequence[Incoming[Event]]) -> list[Rejected]:
+        # The whole batch classified in one model call, before the transaction opens and off
+        # the event loop, so the urgent lane's consumer is not held up meanwhile.
+        reports = [i.item for i in batch if isinstance(i.item, IncidentReported)]
+        decided = await asyncio.to_thread(triage.decide_many, reports) if reports else []
+        decisions = {r.event_id: d for r, d in zip(reports, decided, strict=True)}
         async with rt.pool.acquire() as conn, conn.transaction():
             fresh = await claim(conn, [i.item.event_id for i in batch])
-            for incoming in batch:
+            for incoming in sorted(batch, key=_lane_first):
                 event = incoming.item
                 if event.event_id not in fresh:
                     continue
@@ -239,7 +274,7 @@ def build_consumers(rt: Runtime, triage: Triage) -> KafkaRouter:
                     ) as traceparent:
                         out = Outgoing(rt.settings, traceparent)
                         if isinstance(event, IncidentReported):
-                            await on_reported(conn, triage, out, event)
+                            await on_reported(conn, triage, out, event, decisions[event.event_id])
                         elif isinstance(event, NotificationAcknowledged):
                             await on_acknowledged(conn, out, event)
                         await out.flush(conn)
@@ -249,17 +284,27 @@ def build_consumers(rt: Runtime, triage: Triage) -> KafkaRouter:
 
     batch_consumer(
         router,
-        rt.broker,
-        rt.settings,
+        rt,
         "triage",
         INCIDENT_EVENTS,
         parse=event_parser(IncidentReported),
         handle=apply,
     )
+    # The urgent lane: its own consumer, so a P1 is decided while a backlog of P4s waits
+    # on incident-events. Its copies carry the same event ids: the inbox takes the first.
     batch_consumer(
         router,
-        rt.broker,
-        rt.settings,
+        rt,
+        "triage",
+        INCIDENT_URGENT,
+        purpose="urgent",
+        parse=event_parser(IncidentReported),
+        handle=apply,
+        max_records=50,
+    )
+    batch_consumer(
+        router,
+        rt,
         "triage",
         NOTIFICATION_EVENTS,
         purpose="acknowledgements",

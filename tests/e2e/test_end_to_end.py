@@ -6,6 +6,7 @@ SIGKILL of any service mid-stream loses nothing and doubles nothing."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -105,6 +106,13 @@ async def _prepare(settings: Settings, receiver: str, secret: str) -> str:
 
 @pytest.fixture
 async def platform(settings: Settings, tmp_path: Path) -> AsyncIterator[Platform]:
+    async with start_platform(settings, tmp_path) as started:
+        yield started
+
+
+@contextlib.asynccontextmanager
+async def start_platform(settings: Settings, tmp_path: Path) -> AsyncIterator[Platform]:
+    """The four services and the stand-in receiver as supervised processes, ready."""
     ports = {s: free_port() for s in SERVICES}
     hook_port, smtp_port = free_port(), free_port()
     receiver = f"http://127.0.0.1:{hook_port}"

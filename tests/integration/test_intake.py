@@ -291,6 +291,36 @@ async def test_kafka_submissions_valid_ones_are_accepted_invalid_ones_dead_lette
     assert sorted(json.loads(r.value)["external_id"] for r in records) == ["K-2", "K-3"]
 
 
+async def test_a_record_of_100000_nested_brackets_is_dead_lettered_and_intake_goes_on(
+    intake: Intake,
+) -> None:
+    settings = intake.settings
+    await produce(
+        settings,
+        settings.topic(INCIDENT_SUBMISSIONS.name),
+        [
+            (b"politie:DEEP-1", b"[" * 100_000, []),
+            (b"politie:DEEP-2", json.dumps(report("DEEP-2")).encode(), []),
+        ],
+    )
+    dlq = await read_topic(
+        settings, settings.topic(INCIDENT_SUBMISSIONS.dlq), until=lambda records: len(records) >= 1
+    )
+    assert [r.key for r in dlq] == [b"politie:DEEP-1"]
+    assert header(dlq[0], "x-dlq-kind") == "invalid-json"
+    assert "nested too deeply" in (header(dlq[0], "x-dlq-reason") or "")
+    conn = await asyncpg.connect(
+        settings.database_url.get_secret_value(), server_settings={"search_path": "intake"}
+    )
+    try:
+        # The next submission is accepted: the poison held nothing up.
+        await eventually(
+            lambda: conn.fetchval("SELECT count(*) FROM receipts WHERE external_id = 'DEEP-2'")
+        )
+    finally:
+        await conn.close()
+
+
 async def test_open311_services_requests_and_status(intake: Intake) -> None:
     services = (await intake.client.get("/open311/v2/services.json")).json()
     codes = {s["service_code"] for s in services}

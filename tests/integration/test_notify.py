@@ -54,12 +54,13 @@ from schemas.events import (
 from schemas.examples import EXAMPLES
 from schemas.taxonomy import Priority, Profile
 from schemas.topics import INCIDENT_EVENTS, NOTIFICATION_EVENTS
+from services.common.migrations import load_migrations, migrate
 from services.common.pii import seal
 from services.common.settings import Settings, get_settings
 from services.common.staff import add_staff
 from services.notify.cap import CAP_MEDIA_TYPE, validate_cap
 from services.notify.cli import recipients_app
-from services.notify.registry import Format, set_channel
+from services.notify.registry import CHANNELS_CHANGED, ChannelCache, Format, set_channel
 from services.notify.service import make_spec
 from services.notify.settings import NotifySettings
 from services.notify.webhooks import generate_secret
@@ -875,3 +876,24 @@ def test_recipients_cli_sets_and_lists_channels_without_ever_printing_a_secret(
     for output in (result.output, everyone.output, listed.output, table.output):
         for secret in (old, new, old.removeprefix("whsec_"), new.removeprefix("whsec_")):
             assert secret not in output
+
+
+async def test_a_changed_channel_is_seen_at_once_by_the_cache(settings: Settings) -> None:
+    """Channels are cached with their secrets opened; `veilig recipients set` (any change to
+    the table) empties the cache of every notify process through the trigger's NOTIFY."""
+    async with database(settings) as conn, database(settings) as listener:
+        await migrate(conn, "notify", load_migrations(make_spec().migrations))
+        cache = ChannelCache()
+        await listener.add_listener(CHANNELS_CHANGED, cache.invalidate)
+        first, second = generate_secret(), generate_secret()
+        await set_channel(conn, "handhaving", webhook_url="http://127.0.0.1:1/a", secrets=[first])
+        channel = await cache.get(conn, "handhaving")
+        assert channel is not None and channel.secrets == (first,)
+        await set_channel(conn, "handhaving", webhook_url="http://127.0.0.1:1/b", secrets=[second])
+
+        async def fresh() -> bool:
+            found = await cache.get(conn, "handhaving")
+            return found is not None and found.webhook_url == "http://127.0.0.1:1/b"
+
+        await eventually(fresh, within=5, every=0.05)
+        assert (await cache.get(conn, "handhaving")).secrets == (second,)  # type: ignore[union-attr]

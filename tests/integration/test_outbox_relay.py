@@ -1,0 +1,147 @@
+"""The outbox relay under faults, against the real broker and database: leadership is fenced,
+a handover keeps the order per incident, and a relay whose database connection is killed
+starts again by itself."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from schemas.topics import INCIDENT_EVENTS
+from services.common.db import create_pool
+from services.common.kafka import make_broker
+from services.common.migrations import load_migrations, migrate
+from services.common.outbox import OutgoingMessage, enqueue, outbox_lag, relay
+from services.common.runtime import Runtime
+from services.common.settings import Settings
+from services.common.supervision import Background, Health, supervise
+from services.common.topics import apply_topics
+from services.intake.service import SPEC as INTAKE
+from tests.support import eventually, header, read_topic
+
+pytestmark = pytest.mark.integration
+
+INCIDENTS = [uuid.uuid4() for _ in range(6)]
+
+
+async def runtime(settings: Settings) -> Runtime:
+    pool = await create_pool(settings.database_url.get_secret_value(), "intake")
+    return Runtime(
+        settings=settings,
+        pool=pool,
+        broker=make_broker(settings, "intake"),
+        health=Health("intake"),
+    )
+
+
+@pytest.fixture
+async def relays(settings: Settings) -> AsyncIterator[tuple[Runtime, Runtime]]:
+    """Two replicas of intake's relay on one outbox (as two intake processes would have)."""
+    conn = await asyncpg.connect(
+        settings.database_url.get_secret_value(), server_settings={"search_path": "intake"}
+    )
+    await migrate(conn, "intake", load_migrations(INTAKE.migrations))
+    await conn.close()
+    await apply_topics(settings)
+    a, b = await runtime(settings), await runtime(settings)
+    tasks = [asyncio.create_task(supervise(rt, Background("outbox-relay", relay))) for rt in (a, b)]
+    try:
+        yield a, b
+    finally:
+        for rt in (a, b):
+            rt.stopping.set()
+        await asyncio.wait(tasks, timeout=20)
+        for rt in (a, b):
+            await rt.pool.close()
+
+
+def message(settings: Settings, incident: uuid.UUID, seq: int) -> OutgoingMessage:
+    return OutgoingMessage(
+        topic=settings.topic(INCIDENT_EVENTS.name),
+        key=str(incident).encode(),
+        headers=[("ce_id", str(uuid.uuid4()).encode())],
+        value=json.dumps({"incident": str(incident), "seq": seq}).encode(),
+    )
+
+
+async def leader_pid(conn: asyncpg.Connection) -> int | None:
+    return await conn.fetchval(
+        "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted "
+        "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    )
+
+
+async def test_a_relay_handover_keeps_the_order_per_incident(
+    settings: Settings, relays: tuple[Runtime, Runtime]
+) -> None:
+    a, _ = relays
+    total = 1200
+    admin = await asyncpg.connect(
+        settings.database_url.get_secret_value(), server_settings={"search_path": "intake"}
+    )
+    try:
+        await eventually(lambda: leader_pid(admin), within=10)
+        first_leader = await leader_pid(admin)
+
+        async def write() -> None:
+            for seq in range(total):
+                async with a.pool.acquire() as conn, conn.transaction():
+                    await enqueue(conn, [message(settings, INCIDENTS[seq % 6], seq)])
+                await asyncio.sleep(0.002)
+
+        writer = asyncio.create_task(write())
+        # Kill the leader's session twice while rows flow: its lock and its claims go with it.
+        for _ in range(2):
+            await asyncio.sleep(0.6)
+            pid = await leader_pid(admin)
+            assert pid is not None
+            await admin.execute("SELECT pg_terminate_backend($1)", pid)
+        await writer
+        await eventually(
+            lambda: admin.fetchval("SELECT count(*) = 0 FROM outbox"), within=30, every=0.2
+        )
+        assert await leader_pid(admin) not in (None, first_leader)
+    finally:
+        await admin.close()
+
+    records = await read_topic(
+        settings,
+        settings.topic(INCIDENT_EVENTS.name),
+        until=lambda rs: len({header(r, "ce_id") for r in rs}) >= total,
+    )
+    first_seen: dict[str, list[int]] = defaultdict(list)
+    ids: set[str | None] = set()
+    for record in records:
+        event_id = header(record, "ce_id")
+        if event_id in ids:
+            continue  # a copy: every consumer's inbox drops it
+        ids.add(event_id)
+        body = json.loads(record.value)
+        first_seen[body["incident"]].append(body["seq"])
+    assert len(ids) == total
+    for incident, seqs in first_seen.items():
+        assert seqs == sorted(seqs), f"order broken for {incident}"
+    # Both relays were restarted by their supervisor or stood by: neither is dead.
+    assert all(rt.health.loops["outbox-relay"].alive() for rt in relays)
+    assert sum(rt.health.loops["outbox-relay"].restarts for rt in relays) >= 2
+
+
+async def test_the_lag_probe_sees_the_oldest_unpublished_row(settings: Settings) -> None:
+    rt = await runtime(settings)
+    try:
+        async with rt.pool.acquire() as conn:
+            await migrate(conn, "intake", load_migrations(INTAKE.migrations))
+            assert await outbox_lag(rt) == 0.0
+            await conn.execute(
+                "INSERT INTO outbox (topic, key, headers, value, created_at) "
+                "VALUES ('t', 'k', '[]', 'v', now() - interval '90 seconds')"
+            )
+        assert 89 <= await outbox_lag(rt) <= 120
+    finally:
+        await rt.pool.close()
