@@ -11,9 +11,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import ValidationError
 
 from schemas.submission import IncidentSubmission
+from services.common.observability import current_traceparent
 from services.common.problems import PROBLEM, FieldError, Problem, field_errors
 from services.common.runtime import Runtime, runtime
-from services.intake.intake import REJECTED, Outcome, accept
+from services.intake.intake import GROUP_COMMIT, REJECTED, Outcome, Single, accept
 from services.intake.models import (
     Accepted,
     BatchItemResult,
@@ -21,7 +22,7 @@ from services.intake.models import (
     HistoryEntry,
     IncidentStatus,
 )
-from services.intake.partners import Partner, authenticate
+from services.intake.partners import KEYS, Partner, authenticate
 from services.intake.ratelimit import RateLimiter
 
 MAX_BATCH = 500
@@ -43,7 +44,11 @@ async def authenticated(
     rt: Annotated[Runtime, Depends(runtime)],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Partner:
-    partner = await authenticate(rt.pool, credentials.credentials) if credentials else None
+    partner = (
+        await authenticate(rt.pool, credentials.credentials, rt.extras.get(KEYS))
+        if credentials
+        else None
+    )
     if partner is None:
         raise Problem(
             401,
@@ -104,8 +109,9 @@ async def post_incident(
     """Accepted (202) means stored durably: retrying with the same `external_id` and body
     returns the same incident (200), never a second one."""
     require(partner, "incidents:write")
-    async with rt.pool.acquire() as conn:
-        (outcome,) = await accept(conn, rt.settings, partner, [report], "http")
+    outcome = await rt.extras[GROUP_COMMIT].submit(
+        Single(partner, report, "http", current_traceparent())
+    )
     if outcome.result == "conflict":
         raise Problem(
             409,

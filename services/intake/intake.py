@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,8 +25,9 @@ from schemas.events import Flags, IncidentReported
 from schemas.geo import locate
 from schemas.submission import IncidentSubmission
 from schemas.urgency import may_be_urgent
+from services.common.groupcommit import GroupCommit
 from services.common.observability import current_traceparent
-from services.common.outbox import OutgoingMessage, enqueue, event_message
+from services.common.outbox import enqueue, event_message
 from services.common.pii import seal
 from services.common.settings import Settings
 from services.intake.partners import Partner
@@ -94,28 +96,22 @@ def reported_event(
     )
 
 
-def lane_copies(
-    settings: Settings, events: Sequence[IncidentReported], traceparent: str | None
-) -> list[OutgoingMessage]:
-    return [
-        event_message(settings, e, traceparent=traceparent, lane=True)
-        for e in events
-        if may_be_urgent(e.flags, e.category_hint)
-    ]
-
-
 async def accept(
     conn: asyncpg.Connection,
     settings: Settings,
     partner: Partner,
     reports: Sequence[IncidentSubmission],
     channel: Channel,
+    traceparents: Sequence[str | None] | None = None,
 ) -> list[Outcome]:
-    """Accept ``reports`` of one partner; one outcome per report, in order."""
+    """Accept ``reports`` of one partner; one outcome per report, in order. Each report's
+    events carry on its own trace (``traceparents``; default: the current one for all)."""
     now = datetime.now(UTC)
     hashes = [body_hash(r) for r in reports]
     new_ids = [uuid.uuid4() for _ in reports]
-    traceparent = current_traceparent()
+    if traceparents is None:
+        traceparents = [current_traceparent()] * len(reports)
+    trace_of: dict[UUID, str | None] = {}
     async with conn.transaction():
         inserted = {
             row["external_id"]: row["incident_id"]
@@ -147,10 +143,11 @@ async def accept(
         outcomes: list[Outcome] = []
         fresh: list[IncidentReported] = []
         first_in_call: dict[str, str] = {}  # external id -> body hash of its first report
-        for report, digest in zip(reports, hashes, strict=True):
+        for report, digest, traceparent in zip(reports, hashes, traceparents, strict=True):
             ext = report.external_id
             if ext in inserted and ext not in first_in_call:
                 first_in_call[ext] = digest
+                trace_of[inserted[ext]] = traceparent
                 fresh.append(
                     reported_event(
                         report,
@@ -177,10 +174,52 @@ async def accept(
             )
             await enqueue(
                 conn,
-                [event_message(settings, e, traceparent=traceparent) for e in fresh]
-                # What may well be P1/P2 also takes the urgent lane to triage.
-                + lane_copies(settings, fresh, traceparent),
+                [
+                    event_message(settings, e, traceparent=trace_of[e.incident_id], lane=lane)
+                    for e in fresh
+                    # What may well be P1/P2 also takes the urgent lane to triage.
+                    for lane in (
+                        (False, True) if may_be_urgent(e.flags, e.category_hint) else (False,)
+                    )
+                ],
             )
     for outcome in outcomes:
         REPORTS.labels(partner.code, channel, outcome.result).inc()
     return outcomes
+
+
+GROUP_COMMIT = "group-commit"  # the single reports' GroupCommit in Runtime.extras
+
+
+@dataclass(frozen=True, slots=True)
+class Single:
+    """One report of a single-report request, waiting for the group commit."""
+
+    partner: Partner
+    report: IncidentSubmission
+    channel: Channel
+    traceparent: str | None
+
+
+def single_reports(pool: asyncpg.Pool, settings: Settings) -> GroupCommit[Single, Outcome]:
+    """Concurrent single reports (HTTP, Open311) share one transaction: per partner and channel
+    one :func:`accept` inside it."""
+
+    async def apply(conn: asyncpg.Connection, group: Sequence[Single]) -> list[Outcome]:
+        by_key: dict[tuple[str, Channel], list[int]] = defaultdict(list)
+        for index, single in enumerate(group):
+            by_key[(single.partner.code, single.channel)].append(index)
+        outcomes: dict[int, Outcome] = {}
+        for (_, channel), indexes in by_key.items():
+            done = await accept(
+                conn,
+                settings,
+                group[indexes[0]].partner,
+                [group[i].report for i in indexes],
+                channel,
+                [group[i].traceparent for i in indexes],
+            )
+            outcomes.update(zip(indexes, done, strict=True))
+        return [outcomes[i] for i in range(len(group))]
+
+    return GroupCommit(pool, apply, service="intake", what="reports")

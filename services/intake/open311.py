@@ -19,11 +19,12 @@ from pydantic import BaseModel, ValidationError
 
 from schemas.submission import IncidentSubmission
 from schemas.taxonomy import taxonomy
+from services.common.observability import current_traceparent
 from services.common.problems import Problem, field_errors
 from services.common.runtime import Runtime, runtime
 from services.intake.api import read_status, require
-from services.intake.intake import accept
-from services.intake.partners import Partner, authenticate
+from services.intake.intake import GROUP_COMMIT, Single
+from services.intake.partners import KEYS, Partner, authenticate
 
 router = APIRouter(prefix="/open311/v2", tags=["Open311 GeoReport v2"])
 CLOSED = {"resolved", "closed", "cancelled"}
@@ -101,7 +102,7 @@ async def services() -> list[Service]:
 
 
 async def _partner(rt: Runtime, api_key: str | None) -> Partner:
-    partner = await authenticate(rt.pool, api_key) if api_key else None
+    partner = await authenticate(rt.pool, api_key, rt.extras.get(KEYS)) if api_key else None
     if partner is None:
         raise Open311Error(403, "api_key is missing or invalid")
     try:
@@ -149,8 +150,9 @@ async def create_request(
     fields = {k: v for k, v in form.items() if isinstance(v, str) and v != ""}
     partner = await _partner(rt, fields.get("api_key"))
     report = _report(fields)
-    async with rt.pool.acquire() as conn:
-        (outcome,) = await accept(conn, rt.settings, partner, [report], "open311")
+    outcome = await rt.extras[GROUP_COMMIT].submit(
+        Single(partner, report, "open311", current_traceparent())
+    )
     if outcome.result == "conflict":
         raise Open311Error(409, "attribute[external_id] was used before for another request")
     return [

@@ -8,8 +8,11 @@ from fastapi import Request, Response
 
 from services.common.runtime import Runtime
 from services.common.service import ServiceParts, ServiceSpec
+from services.common.supervision import Background
 from services.intake import api, open311
 from services.intake.handlers import build_consumers
+from services.intake.intake import GROUP_COMMIT, single_reports
+from services.intake.partners import KEYS, KeyCache
 
 
 async def _open311_error(request: Request, exc: Exception) -> Response:
@@ -18,7 +21,11 @@ async def _open311_error(request: Request, exc: Exception) -> Response:
 
 
 def _build(rt: Runtime) -> ServiceParts:
-    return ServiceParts(kafka=build_consumers(rt))
+    keys = rt.extras[KEYS] = KeyCache()
+    rt.extras[GROUP_COMMIT] = single_reports(rt.pool, rt.settings)
+    return ServiceParts(
+        kafka=build_consumers(rt), background=[Background("key-cache", keys.listen)]
+    )
 
 
 SPEC = ServiceSpec(

@@ -29,6 +29,8 @@ import contextlib
 import json
 import logging
 import random
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import asyncpg
@@ -45,8 +47,9 @@ from schemas.events import (
 )
 from schemas.urgency import URGENT_PRIORITIES
 from services.common.faults import Backoff, describe, is_transient
+from services.common.groupcommit import GroupCommit
 from services.common.observability import current_traceparent, span_from
-from services.common.outbox import enqueue
+from services.common.outbox import enqueue, event_message
 from services.common.pii import SealError, open_sealed
 from services.common.runtime import Runtime, pause
 from services.common.supervision import Loop
@@ -174,16 +177,52 @@ async def attempt(
     return route, channel, result, True
 
 
+@dataclass(frozen=True, slots=True)
+class Attempted:
+    """One attempt's outcome, to be recorded (with others: group commit)."""
+
+    row: asyncpg.Record
+    route: NotificationChannel
+    channel: Channel | None
+    result: DeliveryResult
+    sent: bool
+    traceparent: str | None
+
+
+def recorder(
+    pool: asyncpg.Pool, notify: Notify, jitter: random.Random
+) -> GroupCommit[Attempted, None]:
+    """Outcomes of concurrent sends are recorded together, one transaction for all, each in a
+    savepoint of its own: one outcome that cannot be recorded (a bug) does not undo the
+    others; the database going away fails them all, to be tried again."""
+
+    async def apply(conn: asyncpg.Connection, group: Sequence[Attempted]) -> list[Exception | None]:
+        results: list[Exception | None] = []
+        for attempted in group:
+            try:
+                async with conn.transaction():
+                    await record(conn, notify, attempted, jitter)
+                results.append(None)
+            except Exception as exc:
+                if is_transient(exc):
+                    raise
+                results.append(exc)
+        return results
+
+    return GroupCommit(pool, apply, service="notify", what="delivery outcomes")
+
+
 async def record(
-    pool: asyncpg.Pool,
-    notify: Notify,
-    row: asyncpg.Record,
-    route: NotificationChannel,
-    channel: Channel | None,
-    result: DeliveryResult,
-    sent: bool,
-    jitter: random.Random,
+    conn: asyncpg.Connection, notify: Notify, attempted: Attempted, jitter: random.Random
 ) -> None:
+    """Record one attempt's outcome (inside the caller's transaction)."""
+    row, route, channel, result, sent = (
+        attempted.row,
+        attempted.route,
+        attempted.channel,
+        attempted.result,
+        attempted.sent,
+    )
     now = datetime.now(UTC)
     number = row["attempts"]
     next_at = notify.config.retry_policy.schedule(result, number, now, jitter)
@@ -234,64 +273,69 @@ async def record(
                 **common,
             )
         )
-    async with pool.acquire() as conn, conn.transaction():
-        ours = await conn.fetchval(
-            "UPDATE deliveries SET status = $3, channel = $4, "
-            "next_attempt_at = coalesce($5, next_attempt_at), lease_until = NULL, "
-            "last_error = $6, last_status_code = $7, "
-            "delivered_at = CASE WHEN $3 = 'delivered' THEN now() END, "
-            "failed_at = CASE WHEN $3 = 'failed' THEN now() END "
-            "WHERE message_id = $1 AND status = 'in_flight' AND attempts = $2 RETURNING true",
-            row["message_id"],
-            number,
-            status,
-            route,
-            next_at,
-            result.error,
-            result.status_code,
+    ours = await conn.fetchval(
+        "UPDATE deliveries SET status = $3, channel = $4, "
+        "next_attempt_at = coalesce($5, next_attempt_at), lease_until = NULL, "
+        "last_error = $6, last_status_code = $7, "
+        "delivered_at = CASE WHEN $3 = 'delivered' THEN now() END, "
+        "failed_at = CASE WHEN $3 = 'failed' THEN now() END "
+        "WHERE message_id = $1 AND status = 'in_flight' AND attempts = $2 RETURNING true",
+        row["message_id"],
+        number,
+        status,
+        route,
+        next_at,
+        result.error,
+        result.status_code,
+    )
+    if not ours:
+        log.warning(
+            "delivery lease lost before the outcome was recorded; another worker retries it",
+            extra={"message_id": str(row["message_id"]), "attempt": number},
         )
-        if not ours:
-            log.warning(
-                "delivery lease lost before the outcome was recorded; another worker retries it",
-                extra={"message_id": str(row["message_id"]), "attempt": number},
-            )
-            return
+        return
+    await conn.execute(
+        "INSERT INTO delivery_attempts (message_id, attempt, outcome, status_code, error) "
+        "VALUES ($1, $2, $3, $4, $5)",
+        row["message_id"],
+        number,
+        result.outcome,
+        result.status_code,
+        result.error,
+    )
+    if result.outcome == "gone" and channel is not None:
+        await disable_channel(conn, channel.code, route)
+        log.error(
+            "endpoint is gone: channel disabled until an operator sets it again",
+            extra={"alert": "ops", "recipient": row["recipient"], "channel": route},
+        )
+    if status == "failed":
+        log.error(
+            "delivery failed for good",
+            extra={
+                "alert": "ops",
+                "recipient": row["recipient"],
+                "message_id": str(row["message_id"]),
+                "attempts": number,
+                "error": result.error,
+            },
+        )
+        # Nobody can acknowledge what never arrived: the timer escalates now.
         await conn.execute(
-            "INSERT INTO delivery_attempts (message_id, attempt, outcome, status_code, error) "
-            "VALUES ($1, $2, $3, $4, $5)",
-            row["message_id"],
-            number,
-            result.outcome,
-            result.status_code,
-            result.error,
+            "UPDATE escalations SET escalate_at = now(), reason = 'delivery_failed' "
+            "WHERE incident_id = $1 AND recipient = $2 AND stopped_at IS NULL",
+            row["incident_id"],
+            row["escalation_root"] or row["recipient"],
         )
-        if result.outcome == "gone" and channel is not None:
-            await disable_channel(conn, channel.code, route)
-            log.error(
-                "endpoint is gone: channel disabled until an operator sets it again",
-                extra={"alert": "ops", "recipient": row["recipient"], "channel": route},
-            )
-        if status == "failed":
-            log.error(
-                "delivery failed for good",
-                extra={
-                    "alert": "ops",
-                    "recipient": row["recipient"],
-                    "message_id": str(row["message_id"]),
-                    "attempts": number,
-                    "error": result.error,
-                },
-            )
-            # Nobody can acknowledge what never arrived: the timer escalates now.
-            await conn.execute(
-                "UPDATE escalations SET escalate_at = now(), reason = 'delivery_failed' "
-                "WHERE incident_id = $1 AND recipient = $2 AND stopped_at IS NULL",
-                row["incident_id"],
-                row["escalation_root"] or row["recipient"],
-            )
-        await enqueue(conn, [notify.outgoing(event) for event in events])
+    await enqueue(
+        conn,
+        [event_message(notify.settings, e, traceparent=attempted.traceparent) for e in events],
+    )
     # The recipient kind (politie.wijkagent.{wijk}), not the code: bounded label values.
     ATTEMPTS.labels(route, kind_code(row["recipient"]), result.outcome).inc()
+
+
+Record = Callable[[Attempted], Awaitable[None]]
 
 
 async def deliver(
@@ -299,7 +343,7 @@ async def deliver(
     client: httpx.AsyncClient,
     notify: Notify,
     row: asyncpg.Record,
-    jitter: random.Random,
+    record_outcome: Record,
 ) -> None:
     # One span per attempt, on the trace of the decision that caused it: the webhook's
     # traceparent header and the notification events continue it.
@@ -309,7 +353,7 @@ async def deliver(
         kind=SpanKind.PRODUCER,
         attributes={"incident.id": str(row["incident_id"]), "recipient": row["recipient"]},
     ):
-        await _deliver(pool, client, notify, row, jitter)
+        await _deliver(pool, client, notify, row, record_outcome)
 
 
 async def _deliver(
@@ -317,7 +361,7 @@ async def _deliver(
     client: httpx.AsyncClient,
     notify: Notify,
     row: asyncpg.Record,
-    jitter: random.Random,
+    record_outcome: Record,
 ) -> None:
     message_id = str(row["message_id"])
     try:
@@ -345,9 +389,10 @@ async def _deliver(
     # would let another worker try again, which the attempt-number guard then tells apart).
     backoff = Backoff(first=0.2, cap=5.0)
     deadline = asyncio.get_running_loop().time() + notify.config.lease_seconds
+    attempted = Attempted(row, route, channel, result, sent, current_traceparent())
     while True:
         try:
-            await record(pool, notify, row, route, channel, result, sent, jitter)
+            await record_outcome(attempted)
             return
         except Exception as exc:
             if not is_transient(exc):
@@ -393,6 +438,7 @@ class DeliveryWorker:
     def __init__(self, notify: Notify) -> None:
         self.notify = notify
         self.jitter = random.Random()
+        self._recorder: GroupCommit[Attempted, None] | None = None
         self.running: set[asyncio.Task[None]] = set()
         self.running_rest: set[asyncio.Task[None]] = set()  # the P3/P4 part of running
         self.wake = asyncio.Event()
@@ -421,7 +467,11 @@ class DeliveryWorker:
 
     def start(self, pool: asyncpg.Pool, row: asyncpg.Record) -> None:
         assert self._client is not None
-        task = asyncio.create_task(deliver(pool, self._client, self.notify, row, self.jitter))
+        if self._recorder is None:
+            self._recorder = recorder(pool, self.notify, self.jitter)
+        task = asyncio.create_task(
+            deliver(pool, self._client, self.notify, row, self._recorder.submit)
+        )
         self.running.add(task)
         if row["priority"] not in URGENT_PRIORITIES:
             self.running_rest.add(task)

@@ -41,9 +41,9 @@ class NotifySettings(BaseSettings):
         description="How long a claimed delivery belongs to its worker; after a crash another "
         "worker takes it over once this runs out. Must exceed the HTTP and SMTP timeouts.",
     )
-    worker_concurrency: int = Field(16, ge=2, description="Deliveries in flight at once.")
+    worker_concurrency: int = Field(64, ge=2, description="Deliveries in flight at once.")
     urgent_reserved: int = Field(
-        4,
+        8,
         ge=1,
         description="Of the deliveries in flight, slots only P1/P2 may take: a backlog of "
         "P3/P4 never fills the worker.",

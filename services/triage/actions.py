@@ -20,7 +20,6 @@ import asyncpg
 
 from schemas.events import (
     IncidentAcknowledged,
-    IncidentMerged,
     IncidentPriorityChanged,
     IncidentReclassified,
     IncidentResolved,
@@ -30,7 +29,7 @@ from schemas.taxonomy import Priority
 from services.common.settings import Settings
 from services.triage import store
 from services.triage.decide import Triage
-from services.triage.handlers import Outgoing, raise_for_reports, triaged_event
+from services.triage.handlers import Outgoing, merge_and_raise, triaged_event
 from services.triage.workflow import Action, check_action
 
 Outcome = Literal["handled", "no_action_needed", "referred", "unfounded"]
@@ -198,31 +197,18 @@ class Actions:
                 raise NotFound(f"no incident {into} to merge into")
             if first["merged_into"] is not None or first["status"] in ("resolved", "cancelled"):
                 raise Invalid(f"incident {into} is {first['status']}: merge into an open one")
-            count = first["report_count"] + row["report_count"]
             await store.update_incident(conn, incident_id, status=new_status, merged_into=into)
-            await store.update_incident(conn, into, report_count=count)
-            await store.append_history(
-                conn, incident_id, "merged", actor.username, into=str(into), why=reason
-            )
-            await store.append_history(
-                conn,
-                into,
-                "report added",
-                actor.username,
-                duplicate=str(incident_id),
-                report_count=count,
-            )
             out = Outgoing(self.settings, None)
-            out.add(
-                IncidentMerged(
-                    **_common(into),
-                    duplicate_incident_id=incident_id,
-                    report_count=count,
-                    actor=actor.username,
-                    reason=reason,
-                )
+            await merge_and_raise(
+                conn,
+                self.triage,
+                out,
+                first=first,
+                duplicate_id=incident_id,
+                reports=row["report_count"],
+                reason=reason,
+                actor=actor.username,
             )
-            await raise_for_reports(conn, self.triage, out, first, count)
             await out.flush(conn)
 
     async def unmerge(self, incident_id: UUID, actor: Actor, reason: str | None) -> None:

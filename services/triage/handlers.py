@@ -130,18 +130,41 @@ async def on_reported(
         return
 
     first, metres = duplicate
-    first_id = first["incident_id"]
-    count = first["report_count"] + 1
     reason = (
         f"same category {decision.category} {metres:.0f} m and "
         f"{abs((report.occurred_at - first['occurred_at']).total_seconds()) / 60:.0f} min apart"
     )
-    await store.insert_incident(conn, report, decision, status="merged", merged_into=first_id)
-    await store.append_history(conn, report.incident_id, "merged", into=str(first_id), why=reason)
-    await store.append_history(
-        conn, first_id, "report added", duplicate=str(report.incident_id), report_count=count
+    await store.insert_incident(
+        conn, report, decision, status="merged", merged_into=first["incident_id"]
     )
+    await merge_and_raise(
+        conn, triage, out, first=first, duplicate_id=report.incident_id, reports=1, reason=reason
+    )
+    MERGES.inc()
+
+
+async def merge_and_raise(
+    conn: asyncpg.Connection,
+    triage: Triage,
+    out: Outgoing,
+    *,
+    first: asyncpg.Record,
+    duplicate_id: uuid.UUID,
+    reports: int,
+    reason: str | None,
+    actor: str | None = None,
+) -> None:
+    """The one merge use case, for triage's own duplicate detection and a staff member's
+    merge alike: the duplicate (already marked merged by the caller) adds its ``reports`` to
+    the first incident, both histories say so, IncidentMerged goes out, and more independent
+    reports may raise the first incident's priority."""
+    first_id = first["incident_id"]
+    count = first["report_count"] + reports
     await store.update_incident(conn, first_id, report_count=count)
+    await store.append_history(conn, duplicate_id, "merged", actor, into=str(first_id), why=reason)
+    await store.append_history(
+        conn, first_id, "report added", actor, duplicate=str(duplicate_id), report_count=count
+    )
     now = datetime.now(UTC)
     out.add(
         IncidentMerged(
@@ -150,12 +173,12 @@ async def on_reported(
             occurred_at=now,
             recorded_at=now,
             producer="triage",
-            duplicate_incident_id=report.incident_id,
+            duplicate_incident_id=duplicate_id,
             report_count=count,
+            actor=actor,
             reason=reason,
         )
     )
-    MERGES.inc()
     if is_urgent(first["effective_priority"]):
         out.urgent(store.reported(first))
     await raise_for_reports(conn, triage, out, first, count)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -11,6 +12,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 
 from schemas.envelope import decode, encode
 from schemas.events import IncidentReported, IncidentTriaged, Recipient
@@ -184,6 +186,22 @@ async def test_authentication_size_and_rate_limits(intake: Intake) -> None:
     assert statuses == [202, 202, 202, 429]
     limited = await intake.post(report(), partner="buas")
     assert int(limited.headers["retry-after"]) >= 1
+
+
+async def test_concurrent_single_reports_share_a_transaction(intake: Intake) -> None:
+    """Group commit: 40 partners' requests in flight together are committed in fewer
+    transactions than reports, each still answered with its own incident."""
+    metric, labels = "veilig_group_commit_items_count", {"service": "intake", "what": "reports"}
+    before = REGISTRY.get_sample_value(metric, labels) or 0.0
+    responses = await asyncio.gather(*(intake.post(report(f"G-{n}")) for n in range(40)))
+    assert [r.status_code for r in responses] == [202] * 40
+    assert len({r.json()["incident_id"] for r in responses}) == 40
+    transactions = (REGISTRY.get_sample_value(metric, labels) or 0.0) - before
+    assert 1 <= transactions < 40
+    # A retry inside the same group is the same incident, not a second one.
+    again = await asyncio.gather(intake.post(report("G-X")), intake.post(report("G-X")))
+    assert sorted(r.status_code for r in again) == [200, 202]
+    assert again[0].json()["incident_id"] == again[1].json()["incident_id"]
 
 
 async def test_revoked_keys_stop_working_and_rotation_keeps_both_keys_valid(

@@ -48,6 +48,7 @@ class Scenario(StrEnum):
     kafka = "kafka"
     e2e = "e2e"
     burst = "burst"
+    p1 = "p1"
     rebuild = "rebuild"
 
 
@@ -119,6 +120,7 @@ async def run(
             log_dir=RUN_DIR / "bench" / "perf-logs",
         )
         async with _observers(settings, options, target) as (generator, deliveries, pool, mon):
+            results["run"]["durability"] = await _durability(pool)
             bench_ = scenarios.Bench(
                 settings=settings,
                 profile=profile,
@@ -137,6 +139,7 @@ async def run(
             for name, scenario in (
                 (Scenario.e2e, scenarios.end_to_end),
                 (Scenario.burst, scenarios.burst),
+                (Scenario.p1, scenarios.p1_in_burst),
                 (Scenario.http, scenarios.http_intake),
                 (Scenario.kafka, scenarios.kafka_intake),
             ):
@@ -166,6 +169,7 @@ async def run(
 _KEYS = {
     Scenario.e2e: "end_to_end",
     Scenario.burst: "burst",
+    Scenario.p1: "p1_in_burst",
     Scenario.http: "http_intake",
     Scenario.kafka: "kafka_intake",
 }
@@ -192,12 +196,25 @@ async def _platform(settings: Settings, start: bool) -> AsyncIterator[dict[str, 
         await supervisor.stop()
 
 
+async def _durability(pool: asyncpg.Pool) -> dict[str, str]:
+    """What the figures were bought with: PostgreSQL's durability settings as the server
+    reports them, and the producers' acks (all, with idempotence, in every service)."""
+    found = {
+        name: str(await pool.fetchval(f"SHOW {name}"))
+        for name in ("fsync", "synchronous_commit", "full_page_writes")
+    }
+    return found | {"producer_acks": "all"}
+
+
 def _infrastructure() -> dict[str, int]:
     """The local broker and PostgreSQL (postmaster: its backends are its children)."""
     found = {}
+    # As root the cluster's data lives outside the run folder (deploy/local/postgres.sh).
+    location = RUN_DIR / "pg.location"
+    pg_home = Path(location.read_text().strip()) if location.exists() else RUN_DIR / "pg"
     for name, pid_file in (
         ("kafka", RUN_DIR / "kafka" / "kafka.pid"),
-        ("postgres", RUN_DIR / "pg" / "data" / "postmaster.pid"),
+        ("postgres", pg_home / "data" / "postmaster.pid"),
     ):
         with contextlib.suppress(OSError, ValueError, IndexError):
             found[name] = int(pid_file.read_text().split()[0])

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import random
 import time
 from collections import defaultdict
 from collections.abc import Sequence
@@ -15,8 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
+import httpx
 from aiokafka import AIOKafkaConsumer
 
+from schemas import geo
 from schemas.envelope import event_type
 from schemas.events import IncidentReported
 from schemas.topics import INCIDENT_EVENTS
@@ -317,6 +320,73 @@ async def burst(bench: Bench) -> dict[str, Any]:
         "ratio": ratio(rate, bench.broker_produce),
         "delivered_ms": Latency.of(_latencies(result.sent, arrived.delivered)).as_ms(),
         "counted_ms": Latency.of(_latencies(result.sent, arrived.counted)).as_ms(),
+    }
+
+
+P1_REPORTS = 20
+
+
+def p1_report(run: str, n: int) -> dict[str, Any]:
+    """A fire in progress: what a partner marks urgent (flag and category hint)."""
+    buurt = geo.buurten()[(n * 11) % len(geo.buurten())]
+    return {
+        "external_id": f"bench-{run}-p1-{n}",
+        "description": f"Brand in een woning in {buurt.name}, vlammen slaan uit het dak.",
+        "category_hint": "brand",
+        "location": {"buurt_code": buurt.code},
+        "flags": {"in_progress": True},
+    }
+
+
+async def p1_in_burst(bench: Bench) -> dict[str, Any]:
+    """7. A fire never waits behind graffiti: 20 P1 reports at random moments while a burst of
+    P4 reports is accepted and drains; the P1s' first-delivery latency, and the drain time."""
+    count = bench.profile.burst
+    target = bench.target
+    moments = sorted(
+        random.Random(7).uniform(0, bench.profile.p1_window) for _ in range(P1_REPORTS)
+    )
+    burst_job = asyncio.create_task(
+        bench.generate(Burst(count, BURST_BATCH, BURST_CLIENTS, bench.next_index))
+    )
+    start = time.time()
+    sent: list[tuple[float, str]] = []
+    async with httpx.AsyncClient(
+        base_url=target.intake_url,
+        headers={"Authorization": f"Bearer {target.key}"},
+        timeout=60.0,
+    ) as client:
+        for n, moment in enumerate(moments):
+            await asyncio.sleep(max(0.0, start + moment - time.time()))
+            at = time.time()
+            response = await client.post("/v1/incidents", json=p1_report(target.run, n))
+            if response.status_code in (200, 202):
+                sent.append((at, str(response.json()["incident_id"])))
+    result = await burst_job
+    assert isinstance(result, SentReports)
+    burst_ids = [s.incident_id for s in result.sent if s.incident_id is not None]
+    p1_ids = [incident for _, incident in sent]
+    arrived = await observe.wait_for(
+        p1_ids + burst_ids, bench.deliveries, bench.pool, bench.profile.wait_seconds
+    )
+    p1_latency = Latency.of(
+        [arrived.delivered[i] - at if i in arrived.delivered else math.inf for at, i in sent]
+    )
+    burst_done = [arrived.delivered.get(i) for i in burst_ids]
+    drained = (
+        round(max(t for t in burst_done if t is not None) - start, 2)
+        if burst_ids and None not in burst_done
+        else None
+    )
+    return {
+        "burst_reports": count,
+        "burst_accepted": len(burst_ids),
+        "p1_sent": P1_REPORTS,
+        "p1_accepted": len(p1_ids),
+        "p1_delivered": sum(i in arrived.delivered for i in p1_ids),
+        "p1_window_seconds": bench.profile.p1_window,
+        "p1_first_delivery_ms": p1_latency.as_ms(),
+        "burst_drained_seconds": drained,
     }
 
 

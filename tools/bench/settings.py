@@ -49,6 +49,7 @@ class Profile:
     step_grace: float  # after a step: how long its last reports may take to arrive
     drain_seconds: float  # after the steps: how long the backlog may take to clear
     burst: int
+    p1_window: float  # the P1s of the P1-in-a-burst scenario come at random moments within it
     wait_seconds: float  # how long a bulk (the burst, Kafka intake) may take to arrive
     intake_seconds: float  # each HTTP intake mode
     kafka_reports: int
@@ -62,6 +63,7 @@ QUICK = Profile(
     step_grace=4,
     drain_seconds=30,
     burst=2_000,
+    p1_window=5,
     wait_seconds=60,
     intake_seconds=4,
     kafka_reports=2_000,
@@ -74,6 +76,7 @@ FULL = Profile(
     step_grace=10,
     drain_seconds=180,
     burst=20_000,
+    p1_window=20,
     wait_seconds=600,
     intake_seconds=15,
     kafka_reports=20_000,
