@@ -10,6 +10,7 @@ import typer
 from schemas.cli import geo_app
 from services.analytics.cli import analytics_app
 from services.common.cli import topics_app
+from services.common.dlq_cli import dlq_app
 from services.common.staff_cli import staff_app
 from services.intake.cli import keys_app, partners_app
 from services.notify.cli import recipients_app
@@ -33,6 +34,7 @@ app.add_typer(recipients_app, name="recipients")
 app.add_typer(triage_app, name="triage")
 app.add_typer(routes_app, name="routes")
 app.add_typer(analytics_app, name="analytics")
+app.add_typer(dlq_app, name="dlq")
 app.command("run")(run_platform)
 app.command("demo")(demo)
 app.command("bench")(bench)
