@@ -20,7 +20,7 @@ LOCAL_ENV := KAFKA_BOOTSTRAP_SERVERS="$${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:$${K
 # Tests run their own broker and database on other ports, so a running `make run` is left alone.
 TEST_ENV := TEST_RUN_DIR="$(CURDIR)/.run/test"
 
-.PHONY: help venv up down run demo bench chaos test test-unit lint format clean status topics browser
+.PHONY: help venv up down run demo bench chaos test test-unit lint format clean status topics browser ops-tools
 
 help:
 	@echo "make run      install what is missing, start Kafka, PostgreSQL and all services (Ctrl-C stops)"
@@ -92,7 +92,7 @@ endif
 	@$(MAKE) --no-print-directory up
 	@deploy/local/kafka.sh libs
 	@trap 'deploy/local/kafka.sh down; deploy/local/postgres.sh down' EXIT; \
-		$(LOCAL_ENV) $(BIN)/veilig bench $(if $(filter 1,$(QUICK)),--quick,)
+		$(LOCAL_ENV) $(BIN)/veilig bench $(if $(filter 1,$(QUICK)),--quick,) $(if $(REPLICAS),--replicas $(REPLICAS),)
 
 # Faults against the real processes (tools/chaos); results in chaos-results/. It stops and
 # starts its own broker and PostgreSQL, so it has its own run folder (fresh each time) and
@@ -133,7 +133,14 @@ chaos: venv
 browser:
 	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -q && apt-get install -y -q chromium; } || echo "chromium is missing: the browser test will be skipped (Debian: apt-get install chromium)"
 
-test: venv browser
+# The alert rules and Alertmanager's configuration are tested with promtool and amtool from
+# Debian's prometheus and prometheus-alertmanager packages: only the two binaries are unpacked
+# into .venv/bin (installing the packages would start the servers). Without them, those tests
+# are skipped.
+ops-tools: venv
+	@{ command -v promtool && command -v amtool; } >/dev/null || { [ -x $(BIN)/promtool ] && [ -x $(BIN)/amtool ]; } || deploy/prometheus/install-tools.sh $(BIN) || echo "promtool/amtool are missing: the alert rule tests will be skipped (Debian: prometheus, prometheus-alertmanager)"
+
+test: venv browser ops-tools
 	@deploy/local/kafka.sh libs
 	@$(TEST_ENV) deploy/local/run-tests.sh
 
