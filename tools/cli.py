@@ -14,7 +14,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 
-from services.common.settings import SERVICES, Settings, get_settings
+from services.common.settings import SERVICES, ServiceName, Settings, get_settings
 from services.notify.webhooks import generate_secret
 from tools import demo as demo_scenario
 from tools.supervisor import Program, Supervisor, service_program
@@ -39,17 +39,33 @@ def base_url(settings: Settings) -> str:
     return f"http://{settings.http_host}:{settings.intake_port}"
 
 
-def platform_programs(settings: Settings, secret: str) -> list[Program]:
-    """The four services and the stand-ins, as `make run` (and `make bench`) supervise them."""
-    programs = [service_program(s, settings.port_of(s), settings.http_host) for s in SERVICES]
-    # Notify mails the stand-in SMTP server and links acknowledgements to its own API.
-    programs[SERVICES.index("notify")].env.update(
-        {
-            "NOTIFY_SMTP_HOST": "127.0.0.1",
-            "NOTIFY_SMTP_PORT": os.environ.get("STANDIN_SMTP_PORT", "8025"),
-            "NOTIFY_PUBLIC_BASE_URL": f"http://{settings.http_host}:{settings.notify_port}",
-        }
-    )
+SCALED_OUT: tuple[ServiceName, ...] = ("triage", "notify")
+"""What ``replicas`` multiplies: the consumers of incident-events, whose partitions the
+instances of one consumer group share."""
+REPLICA_PORT_STEP = 100  # instance n listens on the service's port + (n - 1) * 100
+
+
+def platform_programs(settings: Settings, secret: str, replicas: int = 1) -> list[Program]:
+    """The four services and the stand-ins, as `make run` (and `make bench`) supervise them;
+    with ``replicas`` > 1, that many instances of triage and notify in the same groups."""
+    programs = []
+    for service in SERVICES:
+        for n in range(1, (replicas if service in SCALED_OUT else 1) + 1):
+            port = settings.port_of(service) + (n - 1) * REPLICA_PORT_STEP
+            program = service_program(service, port, settings.http_host)
+            if n > 1:
+                program.name = f"{service}-{n}"
+                program.env[f"{service.upper()}_PORT"] = str(port)
+            if service == "notify":
+                # Notify mails the stand-in SMTP server and links acknowledgements to its API.
+                program.env.update(
+                    {
+                        "NOTIFY_SMTP_HOST": "127.0.0.1",
+                        "NOTIFY_SMTP_PORT": os.environ.get("STANDIN_SMTP_PORT", "8025"),
+                        "NOTIFY_PUBLIC_BASE_URL": f"http://{settings.http_host}:{port}",
+                    }
+                )
+            programs.append(program)
     programs.append(
         Program(
             name="standins",

@@ -70,6 +70,12 @@ def bench(
         str | None,
         typer.Option(help="End-to-end offered rates, e.g. 10,50,200 (default: the profile's)."),
     ] = None,
+    replicas: Annotated[
+        int,
+        typer.Option(
+            envvar="REPLICAS", min=1, help="Instances of triage and notify (same groups)."
+        ),
+    ] = 1,
 ) -> None:
     """Benchmark the platform against the broker alone; results in bench-results/."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s bench %(message)s")
@@ -77,18 +83,25 @@ def bench(
     profile = QUICK if quick else FULL
     if rates:
         profile = dataclasses.replace(profile, rates=tuple(int(r) for r in rates.split(",")))
-    folder = asyncio.run(run(get_settings(), BenchSettings(), profile, start, set(skip or ())))
+    folder = asyncio.run(
+        run(get_settings(), BenchSettings(), profile, start, set(skip or ()), replicas)
+    )
     console.print(f"results: {folder}/results.md")
 
 
 async def run(
-    settings: Settings, options: BenchSettings, profile: Profile, start: bool, skip: set[Scenario]
+    settings: Settings,
+    options: BenchSettings,
+    profile: Profile,
+    start: bool,
+    skip: set[Scenario],
+    replicas: int = 1,
 ) -> Path:
     began, started = time.monotonic(), datetime.now(UTC)
     run_id = uuid.uuid4().hex[:8]
     results: dict[str, Any] = {"notes": []}
     timelines: dict[str, scenarios.Timeline] = {}
-    async with _platform(settings, start) as processes:
+    async with _platform(settings, start, replicas) as processes:
         key = await _partner_key(settings, options)
         target = Target(
             intake_url=options.intake(settings),
@@ -110,6 +123,7 @@ async def run(
             "cpus": os.cpu_count(),
             "machine": platform.platform(),
             "record_size": size,
+            "replicas": replicas,
         }
         log.info("broker alone: ProducerPerformance, ConsumerPerformance")
         results["broker"] = await kafka_tools.broker_baseline(
@@ -176,14 +190,18 @@ _KEYS = {
 
 
 @contextlib.asynccontextmanager
-async def _platform(settings: Settings, start: bool) -> AsyncIterator[dict[str, int]]:
+async def _platform(
+    settings: Settings, start: bool, replicas: int = 1
+) -> AsyncIterator[dict[str, int]]:
     """The services and stand-ins under the supervisor, as `make run` has them (pids by
     name, with the local broker's and PostgreSQL's); nothing when measuring elsewhere."""
     if not start:
         yield {}
         return
     secret = standin_secret()
-    supervisor = Supervisor(platform_programs(settings, secret), log_dir=str(RUN_DIR / "logs"))
+    supervisor = Supervisor(
+        platform_programs(settings, secret, replicas), log_dir=str(RUN_DIR / "logs")
+    )
     await supervisor.start()
     try:
         laggards = await supervisor.wait_ready()
