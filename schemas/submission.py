@@ -8,6 +8,7 @@ silently ignored data. Intake turns an accepted submission into ``IncidentReport
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Self
 
 from pydantic import (
@@ -30,6 +31,24 @@ def _category(code: str) -> str:
             f"unknown category {code!r}; see GET /open311/v2/services.json for the codes"
         )
     return code
+
+
+OLDEST = timedelta(days=365)
+AHEAD = timedelta(minutes=10)
+
+
+def _recent(moment: datetime) -> datetime:
+    # Compared as offsets from now, never converted: 0001-01-01T00:00+01:00 would overflow.
+    now = datetime.now(UTC)
+    try:
+        age = now - moment
+    except OverflowError:
+        age = timedelta.max
+    if age > OLDEST:
+        raise ValueError("is more than a year ago; report what happened within the last year")
+    if age < -AHEAD:
+        raise ValueError("is in the future (more than 10 minutes ahead of now)")
+    return moment
 
 
 class Strict(BaseModel):
@@ -90,8 +109,10 @@ class IncidentSubmission(Strict):
         description="The partner's own id of the report: the idempotency key.",
         examples=["MK-2026-000123"],
     )
-    occurred_at: AwareDatetime | None = Field(
-        default=None, description="When it happened (RFC 3339 with offset); default: now."
+    occurred_at: Annotated[AwareDatetime, AfterValidator(_recent)] | None = Field(
+        default=None,
+        description="When it happened (RFC 3339 with offset); default: now. At most a year "
+        "ago and at most ten minutes ahead (clocks drift; the future does not happen).",
     )
     description: Annotated[str, StringConstraints(min_length=1, max_length=4000)] = Field(
         description="Free text, Dutch or English.", examples=["Rook uit woning, bewoners buiten"]

@@ -73,6 +73,9 @@ def _local(year: int, month: int, day: int = 1) -> datetime:
     return datetime(year, month, day, tzinfo=AMSTERDAM).astimezone(UTC)
 
 
+FIRST_YEAR, LAST_YEAR = 1900, 2999  # beyond them the calendar arithmetic overflows
+
+
 def parse_period(text: str, now: datetime | None = None) -> Period:
     """``2025`` | ``2025-Q1`` | ``2025-03`` (calendar, local time), ``2025-03-28`` (a day),
     or ``24h`` | ``7d`` | ``30d`` (ending now)."""
@@ -80,6 +83,8 @@ def parse_period(text: str, now: datetime | None = None) -> Period:
         end = now or datetime.now(UTC)
         return Period(text, end - WINDOWS[text], end, None)
     if match := _DAY.match(text):
+        if not FIRST_YEAR <= int(match[1]) <= LAST_YEAR:
+            raise PeriodError(f"{text!r}: the year must be within {FIRST_YEAR}..{LAST_YEAR}")
         try:
             start = datetime(int(match[1]), int(match[2]), int(match[3]), tzinfo=AMSTERDAM)
         except ValueError as exc:
@@ -91,6 +96,8 @@ def parse_period(text: str, now: datetime | None = None) -> Period:
             f"{text!r} is not a period: YYYY, YYYY-Qn, YYYY-MM, YYYY-MM-DD, 24h, 7d or 30d"
         )
     year, quarter, month = _parts(text)
+    if not FIRST_YEAR <= year <= LAST_YEAR:
+        raise PeriodError(f"{text!r}: the year must be within {FIRST_YEAR}..{LAST_YEAR}")
     if month:
         first, months = month, 1
     elif quarter:

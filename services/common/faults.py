@@ -24,7 +24,13 @@ from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
 
 # asyncpg's InterfaceError also covers programming errors; these messages are the ones that
 # mean "the connection or pool went away underneath".
-_GONE = ("connection is closed", "connection was closed", "pool is closing", "pool is closed")
+_GONE = (
+    "connection is closed",
+    "connection was closed",
+    "pool is closing",
+    "pool is closed",
+    "released back to the pool",  # the pool took back a connection the server dropped
+)
 
 _TRANSIENT_TYPES: tuple[type[BaseException], ...] = (
     # Connection exceptions (class 08), operator intervention (57: admin/crash shutdown,
@@ -34,6 +40,9 @@ _TRANSIENT_TYPES: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.OperatorInterventionError,
     asyncpg.TooManyConnectionsError,
     asyncpg.exceptions.TransactionRollbackError,
+    # The protocol caught mid-operation by a dropped connection ("cannot switch to state …;
+    # another operation is in progress"): seen when PostgreSQL restarts under load.
+    asyncpg.exceptions.InternalClientError,
     KafkaConnectionError,
     KafkaTimeoutError,
     # Refused, reset, unreachable, DNS: the socket layer of either.

@@ -172,6 +172,7 @@ def install(app: FastAPI) -> None:
     for infrastructure in (
         asyncpg.PostgresError,
         asyncpg.InterfaceError,
+        asyncpg.exceptions.InternalClientError,
         OSError,
         TimeoutError,
         KafkaError,

@@ -131,6 +131,7 @@ async def test_a_database_restart_strands_nothing(
         # Everything accepted flows on by itself once the database is back.
         conn = await platform.db()
         try:
+            left: dict[str, int] = {}
 
             async def all_done() -> bool:
                 deliveries = await platform.deliveries()
@@ -140,9 +141,20 @@ async def test_a_database_restart_strands_nothing(
                     "ANY($1) AND triaged_at IS NOT NULL AND first_delivered_at IS NOT NULL",
                     ids,
                 )
+                left["undelivered"] = len(set(ids) - delivered)
+                left["uncounted"] = len(ids) - counted
+                for schema in ("intake", "triage", "notify"):
+                    left[f"{schema}.outbox"] = await conn.fetchval(
+                        f"SELECT count(*) FROM {schema}.outbox"
+                    )
                 return set(ids) <= delivered and counted == len(ids)
 
-            await eventually(all_done, within=max(5.0, up_at + 30 - time.monotonic()), every=0.5)
+            try:
+                await eventually(
+                    all_done, within=max(5.0, up_at + 30 - time.monotonic()), every=0.5
+                )
+            except AssertionError as exc:
+                raise AssertionError(f"not flowing 30 s after the restart: {left}") from exc
         finally:
             await conn.close()
         recovered_in = time.monotonic() - up_at

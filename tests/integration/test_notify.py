@@ -869,11 +869,11 @@ def test_recipients_cli_sets_and_lists_channels_without_ever_printing_a_secret(
     finally:
         get_settings.cache_clear()
     rows = {row["code"]: row for row in json.loads(listed.stdout)}
-    assert len(rows) == 13
+    assert len(rows) == 15
     assert rows["politie.meldkamer"]["secrets"] == 1  # set-all replaced the two
     assert rows["brandweer"]["format"] == "cap"  # the registry's default for the fire brigade
     assert rows["horeca.khn"]["format"] == "json"
-    assert rows["politie.wijkagent.{wijk}"]["escalation"] == ["politie.meldkamer"]
+    assert rows["politie.wijkagent.{wijk}"]["escalation"] == ["politie.meldkamer", "politie.ovd"]
     for output in (result.output, everyone.output, listed.output, table.output):
         for secret in (old, new, old.removeprefix("whsec_"), new.removeprefix("whsec_")):
             assert secret not in output

@@ -27,6 +27,10 @@ from services.common.supervision import Background, Health, LagCheck, Loop, supe
         asyncpg.exceptions.SerializationError("could not serialize access"),
         asyncpg.InterfaceError("cannot call Connection.fetch(): connection is closed"),
         asyncpg.InterfaceError("pool is closing"),
+        asyncpg.InterfaceError(
+            "cannot call Connection.fetchval(): connection has been released back to the pool"
+        ),
+        asyncpg.exceptions.InternalClientError("cannot switch to state 15; another operation"),
         KafkaConnectionError("Unable to bootstrap from [('127.0.0.1', 9092)]"),
         KafkaTimeoutError(),
     ],
