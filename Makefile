@@ -82,7 +82,7 @@ bench: export RUN_DIR := $(BENCH_RUN_DIR)
 # Durability as in production: fsync, synchronous_commit and full_page_writes on (the
 # development cluster turns them off); producers use acks=all everywhere. The results say so.
 bench: export PG_DURABLE := 1
-bench: venv
+bench: venv ops-tools
 ifeq ($(KAFKA_BOOTSTRAP_SERVERS),)
 	@deploy/local/kafka.sh down >/dev/null && rm -rf "$(RUN_DIR)/kafka"
 endif
@@ -134,11 +134,12 @@ browser:
 	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -q && apt-get install -y -q chromium; } || echo "chromium is missing: the browser test will be skipped (Debian: apt-get install chromium)"
 
 # The alert rules and Alertmanager's configuration are tested with promtool and amtool from
-# Debian's prometheus and prometheus-alertmanager packages: only the two binaries are unpacked
-# into .venv/bin (installing the packages would start the servers). Without them, those tests
-# are skipped.
+# Debian's prometheus and prometheus-alertmanager packages, and `make bench` measures the
+# platform against prometheus-alertmanager: only the binaries (and Alertmanager's templates)
+# are unpacked (installing the packages would start the servers). Without them, those tests
+# are skipped and the bench notes that the peer was not measured.
 ops-tools: venv
-	@{ command -v promtool && command -v amtool; } >/dev/null || { [ -x $(BIN)/promtool ] && [ -x $(BIN)/amtool ]; } || deploy/prometheus/install-tools.sh $(BIN) || echo "promtool/amtool are missing: the alert rule tests will be skipped (Debian: prometheus, prometheus-alertmanager)"
+	@{ [ -x $(BIN)/promtool ] && [ -x $(BIN)/amtool ] && [ -x $(BIN)/prometheus-alertmanager ] && [ -f /usr/share/prometheus/alertmanager/default.tmpl ]; } || deploy/prometheus/install-tools.sh $(BIN) || echo "promtool/amtool are missing: the alert rule tests will be skipped (Debian: prometheus, prometheus-alertmanager)"
 
 test: venv browser ops-tools
 	@deploy/local/kafka.sh libs

@@ -104,6 +104,29 @@ def webhook_app(settings: StandinSettings, inbox: Inbox) -> Starlette:
         # A receiver must reject what it cannot verify: the platform then retries and alerts.
         return Response(status_code=204 if verified else 401)
 
+    async def alertmanager(request: Request) -> Response:
+        """Prometheus Alertmanager's webhook (the benchmark's peer): unsigned, one notification
+        per alert group; each alert's ``incident_id`` label counts as a delivery."""
+        received = time.time()
+        try:
+            alerts = json.loads(await request.body()).get("alerts", [])
+        except (ValueError, AttributeError):
+            return Response(status_code=400)
+        for alert in alerts:
+            inbox.add(
+                {
+                    "received_at": received,
+                    "recipient": "alertmanager",
+                    "webhook_id": None,
+                    "verified": False,
+                    "content_type": "application/json",
+                    "traceparent": None,
+                    "incident_id": (alert.get("labels") or {}).get("incident_id"),
+                    "body": "",
+                }
+            )
+        return Response(status_code=200)
+
     async def deliveries(request: Request) -> JSONResponse:
         since = float(request.query_params.get("since", "0"))
         return JSONResponse(
@@ -131,6 +154,7 @@ def webhook_app(settings: StandinSettings, inbox: Inbox) -> Starlette:
     return Starlette(
         routes=[
             Route("/hooks/{recipient}", receive, methods=["POST"]),
+            Route("/alertmanager", alertmanager, methods=["POST"]),
             Route("/deliveries", deliveries),
             Route("/", page),
         ]

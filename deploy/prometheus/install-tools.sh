@@ -19,6 +19,12 @@ if ! download; then
   apt-get update -q >/dev/null && download
 fi
 for deb in ./*.deb; do dpkg-deb -x "$deb" root; done
-install -m 0755 root/usr/bin/promtool root/usr/bin/amtool "$DEST"/
+# prometheus-alertmanager itself: the peer that `make bench` measures the platform against.
+install -m 0755 root/usr/bin/promtool root/usr/bin/amtool root/usr/bin/prometheus-alertmanager "$DEST"/
+# Debian's build reads its notification templates from this fixed path (as root only; without
+# it the benchmark notes that the peer was not measured).
+if [ "$(id -u)" = 0 ]; then
+  install -D -m 0644 -t /usr/share/prometheus/alertmanager root/usr/share/prometheus/alertmanager/*.tmpl
+fi
 "$DEST/promtool" --version | head -1
 "$DEST/amtool" --version | head -1

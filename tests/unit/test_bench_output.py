@@ -60,3 +60,49 @@ def test_markdown_summarises_every_figure_with_its_ratio_to_the_broker() -> None
     assert "saturated: delivered: 33/s for 200/s offered |" in text
     assert "| notify | 6.6 | 29 | 135 |" in text
     assert "- the end-to-end backlog had not cleared before the burst" in text
+
+
+def test_the_p1_burst_the_peer_side_by_side_and_the_durability_are_shown() -> None:
+    from tools.bench.scenarios import side_by_side
+
+    peer = {
+        "steps": [
+            {"offered": 50, "latency_ms": {**LATENCY, "p50": 3.0, "p99": 4.0}},
+            {"offered": 1000, "latency_ms": {**LATENCY, "p50": 4.0, "p99": 50.0}},
+        ]
+    }
+    peer["side_by_side"] = side_by_side(RESULTS["end_to_end"], peer)  # type: ignore[arg-type]
+    results = {
+        **RESULTS,
+        "run": {
+            **RESULTS["run"],  # type: ignore[dict-item]
+            "durability": {
+                "fsync": "on",
+                "synchronous_commit": "on",
+                "full_page_writes": "on",
+                "producer_acks": "all",
+            },
+            "replicas": 2,
+        },
+        "p1_in_burst": {
+            "burst_reports": 20000,
+            "p1_sent": 20,
+            "p1_delivered": 20,
+            "p1_first_delivery_ms": {**LATENCY, "p50": 310.0, "p99": 820.0, "max": 870.0},
+            "burst_drained_seconds": 95.5,
+        },
+        "peer": peer,
+    }
+    text = markdown(results)
+    assert (
+        "PostgreSQL fsync=on, synchronous_commit=on, full_page_writes=on; producers acks=all"
+        in text
+    )
+    assert "Replicas of triage and notify: 2." in text
+    assert (
+        "| 7 P1 in a burst | 20/20 P1 during 20,000 P4: first delivery p50 / p99 / max | "
+        "310 ms / 820 ms / 870 ms (burst drained in 95.5 s) | — |"
+    ) in text
+    # 50/s: the platform's p50 120 ms against Alertmanager's 3 ms; 1,000/s was not offered.
+    assert "| 50 | 120 / 300 / 640 / 980 | 3 / 300 / 4 / 980 | 40.0 times | 160.0 times |" in text
+    assert "| 1,000 | — (not offered) |" in text

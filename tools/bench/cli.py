@@ -29,7 +29,7 @@ from schemas.topics import INCIDENT_SUBMISSIONS
 from services.analytics.kafka_monitor import KafkaMonitor
 from services.common.settings import Settings, get_settings
 from tools import demo
-from tools.bench import kafka_tools, output, scenarios
+from tools.bench import kafka_tools, output, peer, scenarios
 from tools.bench.loadgen import LoadGenerator, Target
 from tools.bench.observe import Deliveries
 from tools.bench.reports import record_size
@@ -49,6 +49,7 @@ class Scenario(StrEnum):
     e2e = "e2e"
     burst = "burst"
     p1 = "p1"
+    peer = "peer"
     rebuild = "rebuild"
 
 
@@ -160,6 +161,19 @@ async def run(
                 if name not in skip:
                     log.info("scenario %s", name.value)
                     results[_KEYS[name]] = await scenario(bench_)
+            if Scenario.peer not in skip:
+                log.info("scenario peer (Prometheus Alertmanager)")
+                async with peer.alertmanager(RUN_DIR, f"{demo.STANDIN_URL}/alertmanager") as url:
+                    if url is None:
+                        results["notes"].append(
+                            "the peer was not measured: prometheus-alertmanager is missing "
+                            "(make ops-tools unpacks it)"
+                        )
+                    else:
+                        results["peer"] = await scenarios.peer(bench_, url)
+                        results["peer"]["side_by_side"] = scenarios.side_by_side(
+                            results.get("end_to_end", {}), results["peer"]
+                        )
             if e2e := results.get("end_to_end"):
                 if e2e["lag_at_start"]:
                     results["notes"].append(

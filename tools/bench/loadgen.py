@@ -29,6 +29,7 @@ MAX_REQUESTS_PER_SECOND = 50
 requests a second, so that the generator's own CPU is not what saturates."""
 CONNECTIONS = 64
 ACCEPTED = (200, 202)
+RETRY_BACKOFF, RETRY_BACKOFF_MAX = 0.5, 5.0  # seconds between a partner's retries
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +41,7 @@ class Target:
     submissions_topic: str
     linger_ms: int  # the platform's producer linger, so that Kafka intake is fed as it would be
     run: str
+    timeout: float = 60.0  # of one request (connect, read, write)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +49,9 @@ class OpenLoop:
     rate: float
     seconds: float
     first: int  # index of the first report
+    # > 0: like a partner, send a request that got a 5xx, a 429 or no answer again with the
+    # same reports (same external ids: idempotent) until this many seconds after it was due.
+    retry_for: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +76,22 @@ class KafkaSubmit:
     first: int
 
 
-Job = OpenLoop | ClosedLoop | Burst | KafkaSubmit
+@dataclass(frozen=True, slots=True)
+class AlertLoop:
+    """The peer: alerts to Prometheus Alertmanager's API, at the same open-loop ticks."""
+
+    url: str  # Alertmanager's base URL
+    rate: float
+    seconds: float
+    first: int
+
+
+Job = OpenLoop | ClosedLoop | Burst | KafkaSubmit | AlertLoop
+
+
+def alert_id(run: str, index: int) -> str:
+    """The ``incident_id`` label of alert ``index``: what the receiver reports back."""
+    return f"am-{run}-{index}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,8 +101,9 @@ class Sent:
     index: int
     scheduled: float  # wall clock (time.time()), comparable with the receiver's clock
     answered: float
-    status: int  # HTTP status of its request; 0: no answer
+    status: int  # HTTP status of its (last) request; 0: no answer
     incident_id: str | None  # set when accepted
+    attempts: int = 1  # requests it took (more than one only when retrying)
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +181,8 @@ async def _run(job: Job, target: Target) -> Result:
             return await _burst(job, target)
         case KafkaSubmit():
             return await _kafka(job, target)
+        case AlertLoop():
+            return await _alert_loop(job, target)
 
 
 def _client(target: Target, connections: int) -> httpx.AsyncClient:
@@ -168,18 +191,45 @@ def _client(target: Target, connections: int) -> httpx.AsyncClient:
         headers={"Authorization": f"Bearer {target.key}"},
         limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
         # No pool timeout: waiting for a connection is queueing, which the latency shows.
-        timeout=httpx.Timeout(60.0, pool=None),
+        timeout=httpx.Timeout(target.timeout, pool=None),
     )
 
 
 async def _post(
-    client: httpx.AsyncClient, target: Target, first: int, count: int, scheduled: float
+    client: httpx.AsyncClient,
+    target: Target,
+    first: int,
+    count: int,
+    scheduled: float,
+    retry_until: float | None = None,
 ) -> list[Sent]:
-    """Send reports ``first`` .. ``first + count - 1`` in one request."""
+    """Send reports ``first`` .. ``first + count - 1`` in one request; until ``retry_until``
+    (wall clock), again after a refusal worth retrying (5xx, 429, no answer)."""
     reports = [submission(target.run, i) for i in range(first, first + count)]
-    ids: list[str | None] = [None] * count
+    attempts, backoff = 0, RETRY_BACKOFF
+    while True:
+        attempts += 1
+        status, ids, retry_after = await _send(client, reports)
+        retryable = status == 0 or status == 429 or status >= 500
+        if not retryable or retry_until is None or time.time() >= retry_until:
+            break
+        # Retry-After is a floor, the backoff is capped: a partner does not give up quietly.
+        await asyncio.sleep(min(max(backoff, retry_after or 0.0), RETRY_BACKOFF_MAX))
+        backoff = min(backoff * 2, RETRY_BACKOFF_MAX)
+    answered = time.time()
+    return [
+        Sent(first + n, scheduled, answered, status, incident, attempts)
+        for n, incident in enumerate(ids)
+    ]
+
+
+async def _send(
+    client: httpx.AsyncClient, reports: list[dict[str, Any]]
+) -> tuple[int, list[str | None], float | None]:
+    """One request: (HTTP status or 0, incident id per accepted report, Retry-After)."""
+    ids: list[str | None] = [None] * len(reports)
     try:
-        if count == 1:
+        if len(reports) == 1:
             response = await client.post("/v1/incidents", json=reports[0])
             if response.status_code in ACCEPTED:
                 ids[0] = response.json()["incident_id"]
@@ -189,13 +239,10 @@ async def _post(
                 for item in response.json()["results"]:
                     if item["result"] == "accepted":
                         ids[item["index"]] = item["incident_id"]
-        status = response.status_code
-    except httpx.HTTPError:
-        status = 0
-    answered = time.time()
-    return [
-        Sent(first + n, scheduled, answered, status, incident) for n, incident in enumerate(ids)
-    ]
+    except httpx.HTTPError:  # no answer
+        return 0, ids, None
+    retry_after = response.headers.get("retry-after", "")
+    return response.status_code, ids, float(retry_after) if retry_after.isdigit() else None
 
 
 async def _open_loop(job: OpenLoop, target: Target) -> SentReports:
@@ -210,8 +257,10 @@ async def _open_loop(job: OpenLoop, target: Target) -> SentReports:
             if delay > 0:
                 await asyncio.sleep(delay)
             lag = max(lag, -delay)
+            due = start_wall + offset
+            retry_until = due + job.retry_for if job.retry_for > 0 else None
             requests.append(
-                asyncio.create_task(_post(client, target, index, count, start_wall + offset))
+                asyncio.create_task(_post(client, target, index, count, due, retry_until))
             )
             index += count
         sent = [s for batch in await asyncio.gather(*requests) for s in batch]
@@ -278,3 +327,43 @@ async def _kafka(job: KafkaSubmit, target: Target) -> KafkaResult:
         return KafkaResult(first_sent=first_sent, last_acked=time.time())
     finally:
         await producer.stop()
+
+
+async def _alert_loop(job: AlertLoop, target: Target) -> SentReports:
+    """The same schedule as :func:`_open_loop`, each tick's reports as alerts (one label set
+    each, so that every alert is its own notification) posted to Alertmanager."""
+    schedule = open_loop_schedule(job.rate, job.seconds, MAX_REQUESTS_PER_SECOND)
+    loop = asyncio.get_running_loop()
+
+    async def post(client: httpx.AsyncClient, first: int, count: int, due: float) -> list[Sent]:
+        ids = [alert_id(target.run, i) for i in range(first, first + count)]
+        alerts = [
+            {"labels": {"alertname": "VeiligBench", "incident_id": i}, "annotations": {}}
+            for i in ids
+        ]
+        try:
+            status = (await client.post("/api/v2/alerts", json=alerts)).status_code
+        except httpx.HTTPError:
+            status = 0
+        answered = time.time()
+        return [
+            Sent(first + n, due, answered, status, i if status == 200 else None)
+            for n, i in enumerate(ids)
+        ]
+
+    limits = httpx.Limits(max_connections=CONNECTIONS, max_keepalive_connections=CONNECTIONS)
+    async with httpx.AsyncClient(
+        base_url=job.url, limits=limits, timeout=httpx.Timeout(target.timeout, pool=None)
+    ) as client:
+        start_mono, start_wall = loop.time() + 0.05, time.time() + 0.05
+        requests: list[asyncio.Task[list[Sent]]] = []
+        index, lag = job.first, 0.0
+        for offset, count in schedule:
+            delay = start_mono + offset - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            lag = max(lag, -delay)
+            requests.append(asyncio.create_task(post(client, index, count, start_wall + offset)))
+            index += count
+        sent = [s for batch in await asyncio.gather(*requests) for s in batch]
+    return SentReports(sent=sent, used=index - job.first, lag=lag)

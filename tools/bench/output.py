@@ -19,6 +19,11 @@ def write(folder: Path, results: dict[str, Any], timelines: dict[str, Timeline])
     (folder / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     (folder / "results.md").write_text(markdown(results))
     _plots(folder, results)
+    link_latest(folder)
+
+
+def link_latest(folder: Path) -> None:
+    """Point ``<results>/latest`` at this run's folder."""
     latest = folder.parent / "latest"
     latest.unlink(missing_ok=True)
     latest.symlink_to(folder.name)
@@ -37,10 +42,14 @@ def _series(timeline: Timeline) -> dict[str, Any]:
     }
 
 
-def _num(value: float | None, unit: str = "") -> str:
+def number(value: float | None, unit: str = "") -> str:
+    """A figure for a table: three significant digits, thousands separated, — for none."""
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "—"
     return f"{value:,.0f}{unit}" if abs(value) >= 100 else f"{value:,.3g}{unit}"
+
+
+_num = number
 
 
 def _ratio(value: float | None) -> str:
@@ -53,6 +62,23 @@ def _ms(latency: dict[str, Any]) -> str:
     return parts + missing
 
 
+def _times(value: float | None) -> str:
+    return "—" if value is None else f"{value:,.1f} times"
+
+
+def _durability(run: dict[str, Any]) -> list[str]:
+    found = run.get("durability")
+    if not found:
+        return []
+    settings = ", ".join(f"{k}={v}" for k, v in found.items() if k != "producer_acks")
+    return [
+        f"Durability as in production: PostgreSQL {settings}; producers acks="
+        f"{found['producer_acks']} (idempotent). Replicas of triage and notify: "
+        f"{run.get('replicas', 1)}.",
+        "",
+    ]
+
+
 def markdown(results: dict[str, Any]) -> str:
     run, broker = results["run"], results.get("broker")
     lines = [
@@ -62,6 +88,7 @@ def markdown(results: dict[str, Any]) -> str:
         f"{run['cpus']} CPUs; report size {run['record_size']} bytes; "
         f"wall time {run['wall_seconds']:.0f} s. Method: docs/benchmarks.md.",
         "",
+        *_durability(run),
         "| scenario | figure | value | ratio to the broker alone |",
         "| --- | --- | --- | --- |",
     ]
@@ -93,6 +120,15 @@ def markdown(results: dict[str, Any]) -> str:
             f"| 4 burst | {burst['reports']:,} reports: last delivered / counted after | "
             f"{_num(burst['delivered_seconds'], ' s')} / {_num(burst['counted_seconds'], ' s')} "
             f"({_num(burst['per_second'])} reports/s) | {_ratio(burst['ratio'])} |"
+        )
+    if p1 := results.get("p1_in_burst"):
+        lines.append(
+            f"| 7 P1 in a burst | {p1['p1_delivered']}/{p1['p1_sent']} P1 during "
+            f"{p1['burst_reports']:,} P4: first delivery p50 / p99 / max | "
+            f"{_num(p1['p1_first_delivery_ms']['p50'], ' ms')} / "
+            f"{_num(p1['p1_first_delivery_ms']['p99'], ' ms')} / "
+            f"{_num(p1['p1_first_delivery_ms']['max'], ' ms')} "
+            f"(burst drained in {_num(p1['burst_drained_seconds'], ' s')}) | — |"
         )
     if rebuilt := results.get("rebuild"):
         lines.append(
@@ -139,6 +175,21 @@ def markdown(results: dict[str, Any]) -> str:
             lines.append(
                 f"| {name} | {use['cpu_seconds']:.1f} | {use['cpu_percent']:.0f} | "
                 f"{use['peak_mb']:.0f} |"
+            )
+    if peer := results.get("peer"):
+        lines += [
+            "",
+            "## 8. The peer: Prometheus Alertmanager, same generator and receiver "
+            "(delivery latency, ms: p50 / p95 / p99 / max)",
+            "",
+            "| offered/s | this platform | Alertmanager | ratio p50 | ratio p99 |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        for row in peer["side_by_side"]:
+            ours = _ms(row["platform_ms"]) if row["platform_ms"] else "— (not offered)"
+            lines.append(
+                f"| {row['offered']:,} | {ours} | {_ms(row['peer_ms'])} | "
+                f"{_times(row['p50_ratio'])} | {_times(row['p99_ratio'])} |"
             )
     if results.get("notes"):
         lines += ["", "## Notes", "", *(f"- {note}" for note in results["notes"])]

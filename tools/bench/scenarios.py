@@ -29,6 +29,7 @@ from services.common.settings import Settings
 from services.common.topics import connect_admin
 from tools.bench import observe
 from tools.bench.loadgen import (
+    AlertLoop,
     Burst,
     ClosedLoop,
     ClosedResult,
@@ -388,6 +389,51 @@ async def p1_in_burst(bench: Bench) -> dict[str, Any]:
         "p1_first_delivery_ms": p1_latency.as_ms(),
         "burst_drained_seconds": drained,
     }
+
+
+PEER_MAX_RATE = 2_000  # Alertmanager's rates stop here (it was seen at 2,000/s with p99 ~0.4 s)
+
+
+async def peer(bench: Bench, url: str) -> dict[str, Any]:
+    """8. The same open-loop steps against Prometheus Alertmanager (every alert its own
+    notification) and the same receiver: latency from the scheduled time to the arrival."""
+    steps = []
+    for rate in [r for r in bench.profile.rates if r <= PEER_MAX_RATE]:
+        result = await bench.generate(
+            AlertLoop(url, rate, bench.profile.step_seconds, bench.next_index)
+        )
+        assert isinstance(result, SentReports)
+        ids = [s.incident_id for s in result.sent if s.incident_id is not None]
+        for _ in range(int(bench.profile.step_grace * 4)):  # the step's grace, in 0.25 s
+            if all(i in bench.deliveries.first for i in ids):
+                break
+            await asyncio.sleep(0.25)
+        arrived = {i: bench.deliveries.first[i] for i in ids if i in bench.deliveries.first}
+        steps.append(
+            {
+                "offered": rate,
+                "sent": len(result.sent),
+                "accepted": len(ids),
+                "delivered": len(arrived),
+                "generator_lag_s": round(result.lag, 3),
+                "latency_ms": Latency.of(_latencies(result.sent, arrived)).as_ms(),
+            }
+        )
+    return {"steps": steps}
+
+
+def side_by_side(e2e: dict[str, Any], peer_result: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per offered rate: the platform's and Alertmanager's delivery latency, and their ratio."""
+    platform = {s["offered"]: s["delivered"]["latency_ms"] for s in e2e.get("steps", [])}
+    rows = []
+    for step in peer_result["steps"]:
+        ours, theirs = platform.get(step["offered"]), step["latency_ms"]
+        row: dict[str, Any] = {"offered": step["offered"], "platform_ms": ours, "peer_ms": theirs}
+        for q in ("p50", "p99"):
+            a, b = (ours or {}).get(q), theirs.get(q)
+            row[f"{q}_ratio"] = round(a / b, 1) if a is not None and b else None
+        rows.append(row)
+    return rows
 
 
 async def analytics_rebuild(settings: Settings, broker_consume: float) -> dict[str, Any]:
