@@ -43,7 +43,7 @@ from services.analytics.projection import (
     rows_of,
     store_copy,
 )
-from services.common.consumer import PoisonMessage, event_parser
+from services.common.consumer import PoisonMessage, decode_record, event_parser
 from services.common.migrations import load_migrations, migrate
 from services.common.settings import Settings
 from services.common.topics import connect_admin
@@ -77,12 +77,10 @@ def _parse(records: list[ConsumerRecord[bytes, bytes]]) -> tuple[list[Event], in
     were not valid events (those went to the dead-letter topic)."""
     events, invalid = [], 0
     for record in records:
-        try:
-            event = _PARSE(record)
-        except PoisonMessage:
+        event = decode_record(_PARSE, record)
+        if isinstance(event, PoisonMessage):
             invalid += 1
-            continue
-        if event is not None:
+        elif event is not None:
             events.append(event)
     return events, invalid
 
