@@ -17,7 +17,10 @@ from schemas.taxonomy import Priority, taxonomy
 URGENT_PRIORITIES: tuple[Priority, ...] = ("P1", "P2")
 
 
-class StatedFlags(Protocol):
+class FlagsLike(Protocol):
+    """What a report's flags look like to the urgency rule and the classifier (the events
+    schema's Flags and the submission's FlagsIn both fit)."""
+
     @property
     def in_progress(self) -> bool: ...
     @property
@@ -32,7 +35,7 @@ def is_urgent(priority: Priority | None) -> bool:
     return priority is not None and priority in URGENT_PRIORITIES
 
 
-def may_be_urgent(flags: StatedFlags, category_hint: str | None) -> bool:
+def may_be_urgent(flags: FlagsLike, category_hint: str | None) -> bool:
     if flags.in_progress or flags.weapon or flags.injuries or flags.public_task_victim:
         return True
     if category_hint is None or category_hint not in taxonomy().category_codes:

@@ -16,20 +16,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
 
-
-class FlagsLike(Protocol):
-    """What a report's flags look like to the classifier (the events schema's model fits)."""
-
-    @property
-    def in_progress(self) -> bool: ...
-    @property
-    def weapon(self) -> bool: ...
-    @property
-    def injuries(self) -> bool: ...
-    @property
-    def public_task_victim(self) -> bool: ...
+from schemas.urgency import FlagsLike
 
 
 @dataclass(frozen=True, slots=True)
