@@ -505,6 +505,27 @@ class IncidentResolved(IncidentEvent):
     """Closing note."""
 
 
+@register
+class IncidentWithdrawalRequested(IncidentEvent):
+    """The reporting partner withdrew its report (intake); triage decides what it does.
+
+    Triage applies it through the workflow: an open incident becomes cancelled, announced as
+    IncidentStatusChanged, which makes notify cancel every message. A resolved or merged
+    incident, or one that other partners reported too, stays as it is (a history entry says
+    why).
+    """
+
+    ce_type: ClassVar[str] = "nl.haarlem.veilig.incident.withdrawal-requested.v1"
+    schema_version: SchemaVersion1 = 1
+
+    partner: PartnerCode = Field(json_schema_extra=OPERATIONAL)
+    """Code of the partner system that reported the incident and withdraws it."""
+    external_id: str = Field(min_length=1, max_length=200, json_schema_extra=OPERATIONAL)
+    """The partner's own id of the report."""
+    reason: str = Field(min_length=1, max_length=1000, json_schema_extra=OPERATIONAL)
+    """Why the partner withdraws it. Free text: may contain names."""
+
+
 # --- notification events ---------------------------------------------------------------------
 
 

@@ -22,6 +22,7 @@ from schemas.events import (
     IncidentResolved,
     IncidentStatusChanged,
     IncidentTriaged,
+    IncidentWithdrawalRequested,
     Location,
     NotificationAcknowledged,
     NotificationDelivered,
@@ -159,6 +160,17 @@ _EXAMPLES: tuple[Event, ...] = (
         outcome="handled",
         resolved_by="politie.meldkamer",
         note="Twee verdachten aangehouden.",
+    ),
+    # Not part of the Friday-night story's ending: a partner withdrawing another report.
+    IncidentWithdrawalRequested(
+        event_id=_event_id(14),
+        incident_id=DUPLICATE,
+        occurred_at=_at(9),
+        recorded_at=_at(9),
+        producer="intake",
+        partner="buurtapp",
+        external_id="BA-88121",
+        reason="Per ongeluk dubbel gemeld.",
     ),
     NotificationDispatched(
         event_id=_event_id(9),

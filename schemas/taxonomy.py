@@ -1,4 +1,4 @@
-"""The taxonomy (categories, priorities, recipients, nightlife hours), loaded from data.
+"""The taxonomy (categories, priorities, recipients, nightlife and school hours), from data.
 
 ``schemas/data/taxonomy.yaml`` is the single source; this module validates it with pydantic
 when it is first used and offers typed accessors. A bad file raises :class:`TaxonomyError`
@@ -24,6 +24,7 @@ from pydantic import (
     PositiveInt,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 DEFAULT_PATH = Path(__file__).parent / "data" / "taxonomy.yaml"
@@ -193,12 +194,29 @@ class Nightlife(_Data):
     nights_before_public_holidays: bool
 
 
+class SchoolHours(_Data):
+    """When schools are in session: a window within one day on some weekdays (local time)."""
+
+    days: tuple[Weekday, ...] = Field(min_length=1)
+    starts: HHMM
+    ends: HHMM
+    public_holidays: bool
+    """Whether school hours hold on Dutch public holidays too."""
+
+    @model_validator(mode="after")
+    def _within_one_day(self) -> SchoolHours:
+        if self.starts >= self.ends:
+            raise ValueError("school hours end after they start, on the same day")
+        return self
+
+
 class Taxonomy(_Data):
     version: PositiveInt
     priorities: dict[Priority, PriorityLevel]
     categories: tuple[Category, ...] = Field(min_length=1)
     recipients: tuple[RecipientKind, ...] = Field(min_length=1)
     nightlife: Nightlife
+    school_hours: SchoolHours
 
     @property
     def category_codes(self) -> tuple[str, ...]:

@@ -1,4 +1,4 @@
-"""Time rules of the platform: working days, SLA deadlines, nightlife hours.
+"""Time rules of the platform: working days, SLA deadlines, nightlife and school hours.
 
 All local reasoning is in Europe/Amsterdam wall-clock time; every result is an aware UTC
 datetime. Minutes and hours are elapsed time (a 1-hour deadline is 60 real minutes, also on
@@ -109,6 +109,19 @@ def is_nightlife(dt: datetime) -> bool:
     if WEEKDAYS[night.weekday()] in rule.nights:
         return True
     return rule.nights_before_public_holidays and is_public_holiday(night + timedelta(days=1))
+
+
+def is_school_hours(dt: datetime) -> bool:
+    """Whether ``dt`` falls in school hours (taxonomy ``school_hours``), Europe/Amsterdam
+    wall-clock time: a listed weekday, from ``starts`` up to ``ends``, and not a public
+    holiday (unless the taxonomy says holidays count)."""
+    rule = taxonomy().school_hours
+    local = _aware(dt).astimezone(AMSTERDAM)
+    if WEEKDAYS[local.weekday()] not in rule.days:
+        return False
+    if not rule.public_holidays and is_public_holiday(local.date()):
+        return False
+    return rule.starts <= local.time() < rule.ends
 
 
 def floor_quarter_hour(dt: datetime) -> datetime:

@@ -46,7 +46,7 @@ INCIDENT_EVENTS = Topic(
     description="Every lifecycle event of an incident; one key, one partition, total order.",
     retention_ms=-1,  # the event log is the source of replays and rebuilds
     publishers=("intake", "triage"),
-    subscribers=("triage", "notify", "analytics"),
+    subscribers=("intake", "triage", "notify", "analytics"),
 )
 NOTIFICATION_EVENTS = Topic(
     name="notification-events",

@@ -38,6 +38,7 @@ from schemas.events import (
     IncidentResolved,
     IncidentStatusChanged,
     IncidentTriaged,
+    IncidentWithdrawalRequested,
     NotificationAcknowledged,
     NotificationDelivered,
     NotificationDispatched,
@@ -143,6 +144,9 @@ def _details(event: Event) -> dict[str, object]:
             return {"status": "acknowledged", "recipient": event.recipient}
         case IncidentResolved():
             return {"status": "resolved", "outcome": event.outcome}
+        case IncidentWithdrawalRequested():
+            # A request only: the status changes when triage cancels (status-changed).
+            return {}
         case NotificationFailed():
             return {
                 "recipient": event.recipient,

@@ -1,26 +1,44 @@
-"""The partner HTTP API (``/v1``): report, report in batches, read back one's own reports."""
+"""The partner HTTP API (``/v1``): report, report in batches, read back one's own reports
+(one, or a list of them), withdraw one."""
 
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Body, Depends, Request, Response
+from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import ValidationError
+from pydantic import AwareDatetime, ValidationError
 
 from schemas.submission import IncidentSubmission
 from services.common.observability import current_traceparent
 from services.common.problems import PROBLEM, FieldError, Problem, field_errors
 from services.common.runtime import Runtime, runtime
+from services.intake.feedback import (
+    AHEAD,
+    MAX_CURSOR,
+    MAX_PAGE,
+    BadCursor,
+    PublicStatus,
+    bounded_moment,
+    decode_cursor,
+    encode_cursor,
+    list_reports,
+    withdraw,
+)
 from services.intake.intake import GROUP_COMMIT, REJECTED, Outcome, Single, accept
 from services.intake.models import (
     Accepted,
     BatchItemResult,
     BatchResult,
     HistoryEntry,
+    IncidentPage,
     IncidentStatus,
+    IncidentSummary,
+    Withdrawal,
+    WithdrawalRequest,
 )
 from services.intake.partners import KEYS, Partner, authenticate
 from services.intake.ratelimit import RateLimiter
@@ -190,6 +208,132 @@ def _item(request: Request, index: int, outcome: Outcome) -> BatchItemResult:
         ]
         if conflict
         else None,
+    )
+
+
+def _invalid(field: str, reason: str) -> Problem:
+    return Problem(
+        422,
+        "invalid-request",
+        "The request is not valid",
+        f"{field}: {reason}",
+        errors=[FieldError(field=field, reason=reason)],
+    )
+
+
+@router.get(
+    "/incidents",
+    response_model=IncidentPage,
+    summary="One's own reports: public status and note, in the order they last changed",
+    responses=ERRORS,
+)
+async def list_incidents(
+    request: Request,
+    rt: Annotated[Runtime, Depends(runtime)],
+    partner: Annotated[Partner, Depends(authenticated)],
+    status: Annotated[
+        PublicStatus | None, Query(description="Only reports whose public status is this.")
+    ] = None,
+    since: Annotated[
+        AwareDatetime | None,
+        Query(
+            description="Only reports that changed at or after this moment (RFC 3339 with "
+            "offset; not in the future)."
+        ),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Reports per page.")] = 50,
+    cursor: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=MAX_CURSOR,
+            pattern=r"^[A-Za-z0-9_-]+$",
+            description="`next_cursor` of the previous page.",
+        ),
+    ] = None,
+) -> IncidentPage:
+    """Only the partner's own reports, and of them only what the partner may read: the public
+    status and note (never internal reasons, other partners' data or who responds). Ordered
+    by when each report last changed, oldest first, so `since` plus the cursor is a feed:
+    poll with the `updated_at` of the last report seen."""
+    require(partner, "incidents:read")
+    if since is not None:
+        try:
+            since = bounded_moment("since", since, datetime.now(UTC) + AHEAD)
+        except ValueError as exc:
+            raise _invalid("since", str(exc).removeprefix("since ")) from None
+    try:
+        after = decode_cursor(cursor) if cursor is not None else None
+    except BadCursor as exc:
+        raise _invalid("cursor", str(exc)) from None
+    page, following = await list_reports(
+        rt.pool, partner.code, status=status, since=since, after=after, limit=limit
+    )
+    return IncidentPage(
+        items=[
+            IncidentSummary(
+                incident_id=item.incident_id,
+                external_id=item.external_id,
+                status=item.status,
+                note=item.note,
+                received_at=item.received_at,
+                updated_at=item.changed_at,
+                status_url=status_url(request, item.incident_id),
+            )
+            for item in page
+        ],
+        next_cursor=encode_cursor(following) if following is not None else None,
+    )
+
+
+@router.post(
+    "/incidents/{incident_id}:withdraw",
+    status_code=202,
+    response_model=Withdrawal,
+    summary="Withdraw one's own report, with a reason",
+    responses={
+        200: {"description": "Withdrawn before: the first withdrawal", "model": Withdrawal},
+        404: {"description": "No such report of this partner", **PROBLEM},
+        409: {
+            "description": "Too late: the report is resolved, or merged into an earlier report",
+            **PROBLEM,
+        },
+        **ERRORS,
+    },
+)
+async def withdraw_incident(
+    incident_id: UUID,
+    body: WithdrawalRequest,
+    request: Request,
+    response: Response,
+    rt: Annotated[Runtime, Depends(runtime)],
+    partner: Annotated[Partner, Depends(authenticated)],
+) -> Withdrawal:
+    """Accepted (202) means the withdrawal is stored: triage cancels the incident (the status
+    at `status_url` becomes `cancelled`) and everyone who was told gets a cancel (CAP `Cancel`).
+    A repeat answers 200 with the first withdrawal, whatever its reason. If another partner
+    reported the same incident too, it stays open for them."""
+    require(partner, "incidents:write")
+    async with rt.pool.acquire() as conn:
+        outcome = await withdraw(conn, rt.settings, partner, incident_id, body.reason)
+    if outcome.result == "not_found":
+        raise Problem(404, "not-found", "Not found", f"no report {incident_id} of yours")
+    if outcome.result == "closed":
+        raise Problem(
+            409,
+            "not-withdrawable",
+            "The report is closed already",
+            f"report {incident_id} is {outcome.status}: only an open report can be withdrawn",
+        )
+    if outcome.result == "repeated":
+        response.status_code = 200
+    assert outcome.requested_at is not None
+    return Withdrawal(
+        incident_id=incident_id,
+        external_id=outcome.external_id,
+        reason=outcome.reason,
+        requested_at=outcome.requested_at,
+        status_url=status_url(request, incident_id),
     )
 
 

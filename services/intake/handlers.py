@@ -40,6 +40,7 @@ from services.common.consumer import (
 from services.common.outbox import claim
 from services.common.problems import field_errors
 from services.common.runtime import Runtime
+from services.intake.feedback import WITHDRAWN_NOTE
 from services.intake.intake import accept
 from services.intake.partners import partners_by_code
 
@@ -149,6 +150,9 @@ def _public(event: Event) -> tuple[str, str | None]:
             return ("needs_review" if event.needs_review else "triaged"), None
         case IncidentMerged():
             return "merged", "gekoppeld aan een eerdere melding van hetzelfde incident"
+        case IncidentStatusChanged(new_status="cancelled"):
+            # Only a withdrawal cancels; the partner's own reason is in its withdrawal.
+            return "cancelled", WITHDRAWN_NOTE
         case IncidentStatusChanged():
             return event.new_status, None
         case IncidentAcknowledged():

@@ -2,18 +2,21 @@
 
 Field names, form encoding and the error format (a JSON list of ``{"code", "description"}``)
 follow the GeoReport v2 specification, so existing civic apps work unchanged. Only ``.json``
-is offered. Posting needs the ``api_key`` of a partner with the ``open311`` scope; reading a
-request back is limited to the partner that posted it, as in the partner API.
+is offered. Posting needs the ``api_key`` of a partner with the ``open311`` scope; reading
+requests back (one, or a list filtered by ``start_date``/``end_date``/``status``) is limited
+to the partner that posted them, as in the partner API. A request shows its public status and
+note only: ``agency_responsible`` stays empty, because a reporting partner is never told who
+the responders are (DOMAIN.md).
 """
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
-from typing import Annotated, Any
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 
@@ -23,11 +26,17 @@ from services.common.observability import current_traceparent
 from services.common.problems import Problem, field_errors
 from services.common.runtime import Runtime, runtime
 from services.intake.api import read_status, require
+from services.intake.feedback import (
+    CLOSED,
+    OPEN311_MAX_DAYS,
+    OPEN311_MAX_RESULTS,
+    open311_requests,
+    open311_window,
+)
 from services.intake.intake import GROUP_COMMIT, Single
 from services.intake.partners import KEYS, Partner, authenticate
 
 router = APIRouter(prefix="/open311/v2", tags=["Open311 GeoReport v2"])
-CLOSED = {"resolved", "closed", "cancelled"}
 
 
 class Open311Error(Exception):
@@ -206,6 +215,95 @@ def _report(fields: dict[str, str]) -> IncidentSubmission:
         raise Open311Error(400, "; ".join(reasons)) from None
 
 
+def _service_request(
+    incident_id: UUID,
+    status: str,
+    note: str | None,
+    category: str | None,
+    requested: datetime,
+    updated: datetime,
+) -> ServiceRequest:
+    """One request as GeoReport v2 shows it, the same in the list and on its own."""
+    return ServiceRequest(
+        service_request_id=str(incident_id),
+        status="closed" if status in CLOSED else "open",
+        status_notes=note,
+        service_code=category,
+        service_name=taxonomy().category(category).label_nl if category else None,
+        agency_responsible=None,  # never who responds (DOMAIN.md)
+        requested_datetime=requested,
+        updated_datetime=updated,
+    )
+
+
+def _moment(name: str, value: str | None) -> datetime | None:
+    if value is None or value == "":
+        return None
+    try:
+        if len(value) > 40:
+            raise ValueError(value)
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise Open311Error(
+            400, f"{name}: not a date and time, e.g. 2026-11-24T00:00:00+01:00"
+        ) from None
+
+
+def _statuses(value: str | None) -> frozenset[Literal["open", "closed"]]:
+    if value is None or value == "":
+        return frozenset({"open", "closed"})
+    chosen = {part.strip() for part in value.split(",", 2)}
+    if len(value) > 20 or not chosen <= {"open", "closed"}:
+        raise Open311Error(400, "status: open, closed, or open,closed")
+    return frozenset(chosen)  # type: ignore[arg-type]
+
+
+@router.get(
+    "/requests.json",
+    response_model=list[ServiceRequest],
+    summary="The partner's own service requests (GeoReport v2 GET Service Requests)",
+    description=f"Only the requests of the partner whose `api_key` is given, newest first, at "
+    f"most {OPEN311_MAX_RESULTS}; the window is at most {OPEN311_MAX_DAYS} days (narrow it to "
+    "see older requests). A withdrawn, resolved or merged request is `closed`.",
+    responses=ERRORS,
+)
+async def list_requests(
+    rt: Annotated[Runtime, Depends(runtime)],
+    api_key: str | None = None,
+    # Checked here, not by FastAPI: GeoReport v2 clients expect its 400 error list.
+    start_date: Annotated[
+        str | None,
+        Query(
+            description="Received at or after (ISO 8601 with offset). Default: 90 days before "
+            "end_date.",
+        ),
+    ] = None,
+    end_date: Annotated[
+        str | None,
+        Query(
+            description="Received before (ISO 8601 with offset). Default: now, or 90 days "
+            "after start_date.",
+        ),
+    ] = None,
+    status: Annotated[
+        str | None, Query(description="open, closed, or open,closed (default).")
+    ] = None,
+) -> list[ServiceRequest]:
+    partner = await _partner(rt, api_key)
+    statuses = _statuses(status)
+    try:
+        window = open311_window(
+            _moment("start_date", start_date), _moment("end_date", end_date), datetime.now(UTC)
+        )
+    except ValueError as exc:
+        raise Open311Error(400, str(exc)) from None
+    rows = await open311_requests(rt.pool, partner.code, window, statuses)
+    return [
+        _service_request(r.incident_id, r.status, r.note, r.category, r.received_at, r.at)
+        for r in rows
+    ]
+
+
 @router.get(
     "/requests/{service_request_id}.json",
     response_model=list[ServiceRequest],
@@ -226,19 +324,16 @@ async def get_request(
     if status is None:
         raise Open311Error(404, f"service request {service_request_id} not found")
     latest = status.history[-1] if status.history else None
-    details = await rt.pool.fetchrow(
-        "SELECT category, agencies FROM public_details WHERE incident_id = $1", incident_id
+    category = await rt.pool.fetchval(
+        "SELECT category FROM public_details WHERE incident_id = $1", incident_id
     )
-    category = details["category"] if details else None
     return [
-        ServiceRequest(
-            service_request_id=str(incident_id),
-            status="closed" if status.status in CLOSED else "open",
-            status_notes=latest.note if latest else None,
-            service_code=category,
-            service_name=taxonomy().category(category).label_nl if category else None,
-            agency_responsible=details["agencies"] if details else None,
-            requested_datetime=status.received_at,
-            updated_datetime=latest.at if latest else status.received_at,
+        _service_request(
+            incident_id,
+            status.status,
+            latest.note if latest else None,
+            category,
+            status.received_at,
+            latest.at if latest else status.received_at,
         )
     ]

@@ -1,4 +1,5 @@
-"""Triage's Kafka consumers: reported incidents in, decisions out; acknowledgements in.
+"""Triage's Kafka consumers: reported incidents in, decisions out; acknowledgements and the
+reporting partners' withdrawals in.
 
 Each batch is one transaction: inbox, incidents, history and the outgoing events (outbox).
 Events about an incident carry on the trace of the report that started it.
@@ -22,7 +23,9 @@ from schemas.events import (
     IncidentMerged,
     IncidentPriorityChanged,
     IncidentReported,
+    IncidentStatusChanged,
     IncidentTriaged,
+    IncidentWithdrawalRequested,
     NotificationAcknowledged,
 )
 from schemas.taxonomy import priority_rank
@@ -187,13 +190,16 @@ async def merge_and_raise(
 async def raise_for_reports(
     conn: asyncpg.Connection, triage: Triage, out: Outgoing, first: asyncpg.Record, count: int
 ) -> None:
-    """More independent reports may make the first incident more urgent (never less)."""
+    """More independent reports may make the first incident more urgent (never less).
+    Independent means from different partners: one partner resending a report under new
+    external ids cannot raise an incident by itself."""
     first_report = store.reported(first)
+    independent = await store.reporting_partners(conn, first["incident_id"])
     again = decide_priority(
         first["category"],
         first_report.flags,
         first["wijk_code"],
-        count,
+        independent,
         at=first_report.occurred_at,
     )
     old = first["effective_priority"]
@@ -203,7 +209,7 @@ async def raise_for_reports(
         first_report,
         category=first["category"],
         priority=again.effective,
-        report_count=count,
+        report_count=independent,
         reviewed=not first["needs_review"],
     )
     now = datetime.now(UTC)
@@ -214,7 +220,7 @@ async def raise_for_reports(
         "priority raised",
         old=old,
         new=again.effective,
-        why=f"{count} independent reports",
+        why=f"{count} reports from {independent} partners",
     )
     out.add(
         IncidentPriorityChanged(
@@ -227,7 +233,7 @@ async def raise_for_reports(
             new_priority=again.effective,
             acknowledge_by=decision.acknowledge_by,
             handle_by=decision.handle_by,
-            reason=f"{count} independent reports",
+            reason=f"{count} reports from {independent} partners",
         )
     )
     out.add(triaged_event(first_report, decision, count))
@@ -262,6 +268,51 @@ async def on_acknowledged(
             message_id=ack.message_id,
         )
     )
+
+
+async def on_withdrawal_requested(
+    conn: asyncpg.Connection, out: Outgoing, request: IncidentWithdrawalRequested
+) -> None:
+    """The reporting partner withdrew its report: cancelled through the workflow (notify then
+    cancels every message), or refused with a history entry saying why."""
+    incident_id = request.incident_id
+    row = await store.get_incident(conn, incident_id, lock=True)
+    if row is None:
+        return  # its report never reached triage (dead-lettered): nothing to cancel
+    actor = f"partner:{request.partner}"
+
+    async def refuse(why: str) -> None:
+        await store.append_history(
+            conn, incident_id, "withdrawal refused", actor, why=why, reason=request.reason
+        )
+
+    if row["partner"] != request.partner:  # intake checks ownership; never trust one hop
+        return await refuse("not the reporting partner")
+    try:
+        new_status = check_action("withdraw", row["status"])
+    except IllegalAction as exc:
+        return await refuse(str(exc))  # resolved or merged meanwhile
+    # Another partner's report merged into this one must not vanish with the withdrawal.
+    if await store.reporting_partners(conn, incident_id) > 1:
+        return await refuse("other partners reported this incident too")
+    await store.update_incident(conn, incident_id, status=new_status)
+    await store.append_history(conn, incident_id, "withdrawn", actor, reason=request.reason)
+    now = datetime.now(UTC)
+    out.add(
+        IncidentStatusChanged(
+            event_id=uuid.uuid4(),
+            incident_id=incident_id,
+            occurred_at=now,
+            recorded_at=now,
+            producer="triage",
+            old_status=row["status"],
+            new_status=new_status,
+            actor=actor,
+            reason=request.reason,
+        )
+    )
+    if is_urgent(row["effective_priority"]):
+        out.urgent(store.reported(row))  # stop a P1's paging without waiting for a backlog
 
 
 def _lane_first(incoming: Incoming[Event]) -> bool:
@@ -300,6 +351,8 @@ def build_consumers(rt: Runtime, triage: Triage) -> KafkaRouter:
                             await on_reported(conn, triage, out, event, decisions[event.event_id])
                         elif isinstance(event, NotificationAcknowledged):
                             await on_acknowledged(conn, out, event)
+                        elif isinstance(event, IncidentWithdrawalRequested):
+                            await on_withdrawal_requested(conn, out, event)
                         await out.flush(conn)
                 finally:
                     incident_id_var.reset(token)
@@ -310,7 +363,7 @@ def build_consumers(rt: Runtime, triage: Triage) -> KafkaRouter:
         rt,
         "triage",
         INCIDENT_EVENTS,
-        parse=event_parser(IncidentReported),
+        parse=event_parser(IncidentReported, IncidentWithdrawalRequested),
         handle=apply,
     )
     # The urgent lane: its own consumer, so a P1 is decided while a backlog of P4s waits
@@ -321,7 +374,7 @@ def build_consumers(rt: Runtime, triage: Triage) -> KafkaRouter:
         "triage",
         INCIDENT_URGENT,
         purpose="urgent",
-        parse=event_parser(IncidentReported),
+        parse=event_parser(IncidentReported, IncidentWithdrawalRequested),
         handle=apply,
         max_records=50,
     )

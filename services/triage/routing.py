@@ -69,7 +69,7 @@ from schemas.taxonomy import (
     field_path,
     taxonomy,
 )
-from schemas.timeutil import AMSTERDAM, is_nightlife
+from schemas.timeutil import AMSTERDAM, is_nightlife, is_school_hours
 
 DEFAULT_PATH = Path(__file__).with_name("routes.yaml")
 
@@ -338,6 +338,8 @@ class Matchers(ConfigModel):
     needs_review: bool | None = None
     nightlife: bool | None = None
     """Nightlife hours of the taxonomy, anywhere in Haarlem."""
+    school_hours: bool | None = None
+    """School hours of the taxonomy (weekdays, not on public holidays)."""
     time: OneOrMore[TimeWindow] | None = None
     """Local time windows; any of them."""
 
@@ -377,6 +379,12 @@ class Matchers(ConfigModel):
             yield (
                 night == self.nightlife,
                 f"nightlife: {_yes(night)} (wanted {_yes(self.nightlife)})",
+            )
+        if self.school_hours is not None:
+            school = is_school_hours(incident.at)
+            yield (
+                school == self.school_hours,
+                f"school hours: {_yes(school)} (wanted {_yes(self.school_hours)})",
             )
         if self.time is not None:
             ok = any(window.contains(incident.at) for window in self.time)

@@ -109,6 +109,17 @@ def reported(row: asyncpg.Record) -> IncidentReported:
     return IncidentReported.model_validate_json(row["report"])
 
 
+async def reporting_partners(conn: asyncpg.Connection, incident_id: UUID) -> int:
+    """How many different partners reported an incident (itself and what was merged into it)."""
+    return int(
+        await conn.fetchval(
+            "SELECT count(DISTINCT report->>'partner') FROM incidents "
+            "WHERE incident_id = $1 OR merged_into = $1",
+            incident_id,
+        )
+    )
+
+
 async def find_duplicate(
     conn: asyncpg.Connection, report: IncidentReported, category: str
 ) -> tuple[asyncpg.Record, float] | None:

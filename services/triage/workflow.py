@@ -60,7 +60,14 @@ ALLOWED_TRANSITIONS: Mapping[IncidentStatus, frozenset[IncidentStatus]] = {
 """old status -> the statuses it may change to."""
 
 Action = Literal[
-    "acknowledge", "reclassify", "change_priority", "merge", "unmerge", "resolve", "reopen"
+    "acknowledge",
+    "reclassify",
+    "change_priority",
+    "merge",
+    "unmerge",
+    "resolve",
+    "reopen",
+    "withdraw",
 ]
 
 
@@ -85,6 +92,8 @@ ACTIONS: Mapping[Action, Mapping[IncidentStatus, IncidentStatus]] = {
     "unmerge": _to("reopened", "merged"),
     "resolve": _to("resolved", *_OPEN),
     "reopen": _to("reopened", "resolved"),
+    # The reporting partner withdraws its report (through intake): only while it is open.
+    "withdraw": _to("cancelled", "reported", *_OPEN),
 }
 """action -> {status it is allowed in: status it leads to}."""
 

@@ -15,10 +15,13 @@ from schemas.envelope import decode, encode
 from schemas.events import (
     Event,
     Flags,
+    IncidentPriorityChanged,
     IncidentReported,
+    IncidentTriaged,
     NotificationAcknowledged,
 )
 from schemas.geo import locate
+from schemas.taxonomy import priority_rank
 from schemas.topics import INCIDENT_EVENTS, NOTIFICATION_EVENTS
 from services.common import staff
 from services.common.settings import Settings
@@ -39,6 +42,7 @@ def reported(
     hint: str | None = None,
     flags: Flags | None = None,
     partner_kind: str = "citizen",
+    partner: str = "bewonersportaal",
 ) -> IncidentReported:
     now = datetime.now(UTC)
     return IncidentReported(
@@ -47,7 +51,7 @@ def reported(
         occurred_at=at or now,
         recorded_at=now,
         producer="intake",
-        partner="bewonersportaal",
+        partner=partner,
         partner_kind=partner_kind,
         channel="http",
         external_id=uuid.uuid4().hex,
@@ -150,6 +154,32 @@ async def test_two_reports_of_one_fire_become_one_incident_with_two_reports(stac
     assert merged.report_count == 2  # type: ignore[attr-defined]
     # No decision (hence no notifications) of its own for the second report.
     assert not any(e.incident_id == second.incident_id for e in events)
+
+
+async def test_one_partner_resending_cannot_raise_an_incident_a_second_partner_can(
+    stack: Stack,
+) -> None:
+    text = "Burenoverlast: de buren draaien elke nacht keiharde muziek en schreeuwen"
+    t0 = datetime.now(UTC) - timedelta(minutes=20)
+    first = reported(text, at=t0, hint="woonoverlast")
+    # The same partner three more times under new external ids, then another partner.
+    again = [reported(text, at=t0 + timedelta(minutes=n), hint="woonoverlast") for n in (1, 2, 3)]
+    other = reported(text, at=t0 + timedelta(minutes=4), hint="woonoverlast", partner="wijkapp")
+    await stack.send(first)
+    (decision,) = await stack.outputs({first.incident_id}, want=1, settle=0)
+    assert isinstance(decision, IncidentTriaged)
+    before = decision.priority  # woonoverlast is P4, raised at night
+    for report in again:
+        await stack.send(report)
+    events = await stack.outputs({first.incident_id}, want=4, settle=2)
+    assert [type(e).__name__ for e in events] == ["IncidentTriaged"] + ["IncidentMerged"] * 3
+    await stack.send(other)
+    events = await stack.outputs({first.incident_id}, want=7, settle=2)
+    raised = [e for e in events if isinstance(e, IncidentPriorityChanged)]
+    assert len(raised) == 1
+    assert raised[0].old_priority == before
+    assert priority_rank(raised[0].new_priority) == priority_rank(before) - 1
+    assert raised[0].reason == "5 reports from 2 partners"
 
 
 async def test_a_vague_report_waits_for_review_and_staff_can_act_on_it(stack: Stack) -> None:

@@ -36,6 +36,7 @@ from schemas.events import (
     IncidentResolved,
     IncidentStatusChanged,
     IncidentTriaged,
+    IncidentWithdrawalRequested,
     Location,
     NotificationAcknowledged,
     NotificationDelivered,
@@ -425,6 +426,13 @@ STRATEGIES: dict[type[Event], st.SearchStrategy[Event]] = {
         resolved_by=maybe(RECIPIENT),
         actor=maybe(text(100)),
         note=maybe(text(2000)),
+    ),
+    IncidentWithdrawalRequested: st.builds(
+        IncidentWithdrawalRequested,
+        **envelope(IncidentWithdrawalRequested),
+        partner=PARTNER,
+        external_id=text(200, 1),
+        reason=text(1000, 1),
     ),
     NotificationDispatched: st.builds(
         NotificationDispatched,

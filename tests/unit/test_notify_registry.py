@@ -26,10 +26,19 @@ def test_the_registry_names_every_recipient_kind_of_the_taxonomy() -> None:
 
 def test_chains_fill_placeholders_and_skip_steps_that_cannot_be_filled() -> None:
     reg = registry()
-    assert reg.chain("politie.wijkagent.WK039201", wijk="WK039201") == ("politie.meldkamer",)
-    assert reg.chain("jeugd.team", wijk="WK039214") == ("politie.wijkagent.WK039214",)
-    assert reg.chain("jeugd.team", wijk=None) == ()
-    assert reg.chain("politie.meldkamer") == ()
+    # P1/P2 police chains end at the duty officer (DOMAIN.md politie.ovd).
+    assert reg.chain("politie.wijkagent.WK039201", wijk="WK039201") == (
+        "politie.meldkamer",
+        "politie.ovd",
+    )
+    assert reg.chain("jeugd.team", wijk="WK039214") == (
+        "politie.wijkagent.WK039214",
+        "politie.meldkamer",
+        "politie.ovd",
+    )
+    assert reg.chain("jeugd.team", wijk=None) == ("politie.meldkamer", "politie.ovd")
+    assert reg.chain("politie.meldkamer") == ("politie.ovd",)
+    assert reg.chain("politie.ovd") == ()
 
 
 def write(tmp_path: Path, change: dict[str, object]) -> Path:
@@ -43,7 +52,7 @@ def write(tmp_path: Path, change: dict[str, object]) -> Path:
 @pytest.mark.parametrize(
     ("change", "problem"),
     [
-        ({"brandweer": {"acknowledges": True, "escalation": ["politie.ovd"]}}, "'politie.ovd'"),
+        ({"brandweer": {"acknowledges": True, "escalation": ["politie.hoofd"]}}, "'politie.hoofd'"),
         ({"horeca.khn": {"format": "cap", "acknowledges": False}}, "profile is not full"),
         ({"politie.wijkagent": {"acknowledges": True}}, "not a recipient kind"),
         ({"brandweer": {"acknowledges": True, "retries": 3}}, "retries"),

@@ -97,7 +97,7 @@ def one_rule_problems(rule: dict[str, Any]) -> list[str]:
 
 # --- the shipped rules: one test per rule and per brief point --------------------------------
 
-# Every category with wijk, buurt and partner known, Tuesday afternoon, no flags.
+# Every category with wijk, buurt and partner known, Tuesday afternoon (school hours), no flags.
 DEFAULTS: dict[str, list[str]] = {
     "hic.woninginbraak": [f"buurtpreventie.{BINNENSTAD}", f"politie.wijkagent.{OUDE_STAD}"],
     "hic.overval": ["politie.meldkamer"],
@@ -107,8 +107,13 @@ DEFAULTS: dict[str, list[str]] = {
     "gevaarlijke-stoffen": ["brandweer"],
     "vpt": [f"politie.wijkagent.{OUDE_STAD}", "vpt.werkgever.spaarnelijn"],
     "uitgaansoverlast": ["handhaving"],
-    "jeugdoverlast": [f"politie.wijkagent.{OUDE_STAD}", "jeugd.team", f"buurtpapas.{OUDE_STAD}"],
-    "jeugdcriminaliteit": [f"politie.wijkagent.{OUDE_STAD}", "jeugd.team"],
+    "jeugdoverlast": [
+        f"scholen.{OUDE_STAD}",
+        f"politie.wijkagent.{OUDE_STAD}",
+        "jeugd.team",
+        f"buurtpapas.{OUDE_STAD}",
+    ],
+    "jeugdcriminaliteit": [f"scholen.{OUDE_STAD}", f"politie.wijkagent.{OUDE_STAD}", "jeugd.team"],
     "verward-gedrag": ["zorg.veiligheidshuis"],
     "drugsoverlast": [f"politie.wijkagent.{OUDE_STAD}", "handhaving"],
     "woonoverlast": ["handhaving", "zorg.veiligheidshuis"],
@@ -516,7 +521,7 @@ def test_a_typo_in_a_recipient_names_the_rule(tmp_path: Path) -> None:
             {"name": "x", "match": {"categroy": "vpt"}},
             "rule 1 'x': match: unknown key 'categroy' (did you mean 'category'?); "
             "known: category, priority, wijk, buurt, source, partner, flags, needs_review, "
-            "nightlife, time",
+            "nightlife, school_hours, time",
         ),
         (
             {"name": "x", "recipients": ["politie.wijkagent.{wjik}"]},
@@ -626,7 +631,7 @@ def test_cli_routes_test_saturday_night() -> None:
     lines = result.output.splitlines()
     assert "at:       Saturday 2026-11-28 23:30 CET (nightlife hours)" in lines
     assert "  [0] triage-queue: no: category uitgaansoverlast does not match overig" in lines
-    assert "  [3] category-defaults: MATCH: matches every incident" in lines
+    assert "  [4] category-defaults: MATCH: matches every incident" in lines
     assert "        handhaving: skipped, unless nightlife_centre" in lines
     assert "        + sus-team (operational)" in lines
     assert lines[-2:] == ["recipients:", "  sus-team                         operational"]
@@ -674,7 +679,7 @@ def test_cli_routes_test_queue_and_bad_input() -> None:
 def test_cli_routes_check(tmp_path: Path) -> None:
     result = runner.invoke(app, ["routes", "check"])
     assert result.exit_code == 0, result.output
-    assert "4 rules, valid" in result.output
+    assert "5 rules, valid" in result.output
 
     bad = tmp_path / "routes.yaml"
     bad.write_text(

@@ -35,6 +35,7 @@ FACTS = {
         "status-changed",
         "acknowledged",
         "resolved",
+        "withdrawal-requested",
     ],
     "notification": ["dispatched", "delivered", "failed", "escalated", "acknowledged"],
 }

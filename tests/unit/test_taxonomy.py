@@ -46,6 +46,8 @@ RECIPIENTS = {
     "buurtpapas.WK039214": Profile.COARSE,
     "buurtpreventie.BU03920102": Profile.COARSE,
     "horeca.khn": Profile.COARSE,
+    "politie.ovd": Profile.FULL,
+    "scholen.WK039214": Profile.COARSE,
 }
 TEXT = DEFAULT_PATH.read_text(encoding="utf-8")
 
