@@ -20,7 +20,9 @@ if ! download; then
 fi
 for deb in ./*.deb; do dpkg-deb -x "$deb" root; done
 # prometheus-alertmanager itself: the peer that `make bench` measures the platform against.
-install -m 0755 root/usr/bin/promtool root/usr/bin/amtool root/usr/bin/prometheus-alertmanager "$DEST"/
+# prometheus itself: deploy/prometheus/try_lag_alert.py evaluates the rules against the services.
+install -m 0755 root/usr/bin/promtool root/usr/bin/amtool root/usr/bin/prometheus-alertmanager \
+  root/usr/bin/prometheus "$DEST"/
 # Debian's build reads its notification templates from this fixed path (as root only; without
 # it the benchmark notes that the peer was not measured).
 if [ "$(id -u)" = 0 ]; then

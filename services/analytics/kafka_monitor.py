@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
+from prometheus_client import Gauge
 
 from schemas.topics import ALL_TOPICS
 from services.common.settings import Settings
@@ -28,6 +29,14 @@ log = logging.getLogger(__name__)
 
 MONITOR = "kafka_monitor"  # its key in Runtime.extras
 HISTORY = 150  # samples of throughput kept for the sparkline (5 minutes at 2 s)
+
+
+CONSUMER_LAG = Gauge(
+    "veilig_kafka_consumer_lag_messages",
+    "Messages a consumer group of the platform has yet to process, per topic (as analytics "
+    "samples it every few seconds)",
+    ["consumergroup", "topic"],
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +130,14 @@ class KafkaMonitor:
         return group.removeprefix(self._group_prefix).removeprefix(self.settings.topic_prefix)
 
     def _record(self, sample: KafkaSnapshot) -> None:
+        totals: dict[tuple[str, str], int] = {}
+        for part in sample.lag:
+            key = (f"{self._group_prefix}{part.group}", part.topic)
+            totals[key] = totals.get(key, 0) + part.lag
+        # Groups that are gone must not keep their last value.
+        CONSUMER_LAG.clear()
+        for (group, topic), lag in totals.items():
+            CONSUMER_LAG.labels(group, topic).set(lag)
         before = self.latest
         if before.at and sample.at > before.at:
             elapsed = sample.at - before.at

@@ -177,7 +177,7 @@ def test_dashboard_panels_use_only_exported_metrics(catalog) -> None:
     used = {name for e in exprs for name in catalog_module.metric_names(e)}
     assert used - set(catalog.metrics) == set(), f"exported by nothing: {sorted(used)}"
     # Lag per group and the dead-letter topics have panels (issue #16).
-    assert "kafka_consumergroup_lag_sum" in used
+    assert "veilig_kafka_consumer_lag_messages" in used
     assert {"veilig_dead_lettered_total", "kafka_topic_partition_oldest_offset"} <= used
     ids = [panel["id"] for panel in dashboard["panels"]]
     assert len(ids) == len(set(ids)), "two panels share an id"
