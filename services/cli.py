@@ -17,6 +17,7 @@ from services.notify.cli import recipients_app
 from services.triage.cli import app as triage_app
 from services.triage.cli import routes_app
 from tools.bench.cli import bench
+from tools.chaos.cli import chaos
 from tools.cli import demo, run_platform
 
 app = typer.Typer(
@@ -38,6 +39,7 @@ app.add_typer(dlq_app, name="dlq")
 app.command("run")(run_platform)
 app.command("demo")(demo)
 app.command("bench")(bench)
+app.command("chaos")(chaos)
 
 
 def main() -> None:

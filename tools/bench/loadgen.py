@@ -11,6 +11,7 @@ connection is queueing the latency includes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import multiprocessing
 import time
@@ -202,14 +203,17 @@ async def _post(
     count: int,
     scheduled: float,
     retry_until: float | None = None,
+    slots: asyncio.Semaphore | None = None,
 ) -> list[Sent]:
     """Send reports ``first`` .. ``first + count - 1`` in one request; until ``retry_until``
-    (wall clock), again after a refusal worth retrying (5xx, 429, no answer)."""
+    (wall clock), again after a refusal worth retrying (5xx, 429, no answer). With ``slots``,
+    each request first waits for one of them."""
     reports = [submission(target.run, i) for i in range(first, first + count)]
     attempts, backoff = 0, RETRY_BACKOFF
     while True:
         attempts += 1
-        status, ids, retry_after = await _send(client, reports)
+        async with slots or contextlib.nullcontext():
+            status, ids, retry_after = await _send(client, reports)
         retryable = status == 0 or status == 429 or status >= 500
         if not retryable or retry_until is None or time.time() >= retry_until:
             break
@@ -248,6 +252,10 @@ async def _send(
 async def _open_loop(job: OpenLoop, target: Target) -> SentReports:
     schedule = open_loop_schedule(job.rate, job.seconds, MAX_REQUESTS_PER_SECOND)
     loop = asyncio.get_running_loop()
+    # Requests beyond the pool's connections wait here, not in httpcore's pool: its queue
+    # costs CPU per waiting request on every change, and a platform that stalls for a while
+    # (the chaos runs) would otherwise leave the generator spinning on thousands of them.
+    slots = asyncio.Semaphore(CONNECTIONS)
     async with _client(target, CONNECTIONS) as client:
         start_mono, start_wall = loop.time() + 0.05, time.time() + 0.05
         requests: list[asyncio.Task[list[Sent]]] = []
@@ -260,7 +268,7 @@ async def _open_loop(job: OpenLoop, target: Target) -> SentReports:
             due = start_wall + offset
             retry_until = due + job.retry_for if job.retry_for > 0 else None
             requests.append(
-                asyncio.create_task(_post(client, target, index, count, due, retry_until))
+                asyncio.create_task(_post(client, target, index, count, due, retry_until, slots))
             )
             index += count
         sent = [s for batch in await asyncio.gather(*requests) for s in batch]
