@@ -17,7 +17,7 @@ def make_broker(
     settings: Settings, service: ServiceName, tracer_provider: TracerProvider | None = None
 ) -> KafkaBroker:
     return KafkaBroker(
-        settings.kafka_bootstrap_servers,
+        settings.bootstrap_servers,
         client_id=f"veilig-{service}",
         # Idempotence implies acks=all: a retried send never writes a second copy.
         enable_idempotence=True,

@@ -60,6 +60,12 @@ class Settings(BaseSettings):
         15.0, gt=0, description="How long in-flight messages may take on SIGTERM."
     )
 
+    @property
+    def bootstrap_servers(self) -> list[str]:
+        """The bootstrap servers as a list: FastStream wraps a plain string in a one-item list,
+        and "a:9092,b:9092" then reaches aiokafka as one unresolvable host."""
+        return [s.strip() for s in self.kafka_bootstrap_servers.split(",") if s.strip()]
+
     def port_of(self, service: ServiceName) -> int:
         return int(getattr(self, f"{service}_port"))
 

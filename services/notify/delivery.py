@@ -226,6 +226,10 @@ async def record(
     now = datetime.now(UTC)
     number = row["attempts"]
     next_at = notify.config.retry_policy.schedule(result, number, now, jitter)
+    if result.outcome == "gone" and _falls_back(row, channel, route):
+        # The webhook is gone but the recipient has e-mail: this very message goes by e-mail
+        # now (the next attempt routes there), not only the messages after it.
+        next_at = now
     delivered = result.outcome == "delivered"
     status = "delivered" if delivered else ("pending" if next_at else "failed")
     common = {
@@ -333,6 +337,17 @@ async def record(
     )
     # The recipient kind (politie.wijkagent.{wijk}), not the code: bounded label values.
     ATTEMPTS.labels(route, kind_code(row["recipient"]), result.outcome).inc()
+
+
+def _falls_back(row: asyncpg.Record, channel: Channel | None, route: NotificationChannel) -> bool:
+    """Whether a message whose webhook answered 410 can still reach its recipient by e-mail
+    (a CAP body needs the webhook; an e-mail that is gone has nowhere else to go)."""
+    return (
+        channel is not None
+        and route != "email"
+        and row["channel"] != "cap"
+        and channel.usable("email")
+    )
 
 
 Record = Callable[[Attempted], Awaitable[None]]
