@@ -29,7 +29,8 @@ from schemas.taxonomy import Priority
 from services.common.settings import Settings
 from services.triage import store
 from services.triage.decide import Triage
-from services.triage.handlers import Outgoing, merge_and_raise, triaged_event
+from services.triage.domain import triaged_event
+from services.triage.handlers import Outgoing, merge_and_raise
 from services.triage.workflow import Action, check_action
 
 Outcome = Literal["handled", "no_action_needed", "referred", "unfounded"]
@@ -144,7 +145,7 @@ class Actions:
                     reason=reason,
                 )
             )
-            out.add(triaged_event(store.reported(row), decision, row["report_count"]))
+            out.add(triaged_event(store.reported(row), decision, row["report_count"], _now()))
             await out.flush(conn)
 
     async def change_priority(
@@ -184,7 +185,7 @@ class Actions:
                         reason=reason,
                     )
                 )
-            out.add(triaged_event(store.reported(row), decision, row["report_count"]))
+            out.add(triaged_event(store.reported(row), decision, row["report_count"], _now()))
             await out.flush(conn)
 
     async def merge(self, incident_id: UUID, actor: Actor, into: UUID, reason: str | None) -> None:
@@ -244,7 +245,7 @@ class Actions:
                 )
             )
             # Now an incident of its own: its recipients must hear of it.
-            out.add(triaged_event(store.reported(row), decision, row["report_count"]))
+            out.add(triaged_event(store.reported(row), decision, row["report_count"], _now()))
             await out.flush(conn)
 
     async def resolve(

@@ -2,7 +2,7 @@
 
 Pure: the classifier, the priority policy and the routing table decide; this module puts
 them together in the order a person would (what is it, how urgent, who must know) and
-explains the result. Duplicate detection needs the database and lives in ``store``.
+explains the result. Duplicate detection over a batch is in ``domain`` (pure too).
 """
 
 from __future__ import annotations

@@ -2,7 +2,9 @@
 reporting partners' withdrawals in.
 
 Each batch is one transaction: inbox, incidents, history and the outgoing events (outbox).
-Events about an incident carry on the trace of the report that started it.
+Reports are decided by the pure core (``domain.decide_batch``) against a snapshot loaded in
+one query, and written with one statement per table. Events about an incident carry on the
+trace of the report that started it.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import asyncio
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from itertools import groupby
 
 import asyncpg
 from faststream.kafka import KafkaRouter
@@ -20,25 +23,21 @@ from prometheus_client import Counter, Histogram
 from schemas.events import (
     Event,
     IncidentAcknowledged,
-    IncidentMerged,
-    IncidentPriorityChanged,
     IncidentReported,
     IncidentStatusChanged,
-    IncidentTriaged,
     IncidentWithdrawalRequested,
     NotificationAcknowledged,
 )
-from schemas.taxonomy import priority_rank
 from schemas.topics import INCIDENT_EVENTS, INCIDENT_URGENT, NOTIFICATION_EVENTS
-from schemas.urgency import is_urgent, may_be_urgent
+from schemas.urgency import is_urgent
 from services.common.consumer import Incoming, Rejected, batch_consumer, event_parser
 from services.common.observability import incident_id_var, record_traceparent, span_from
-from services.common.outbox import claim, enqueue, event_message
+from services.common.outbox import OutgoingMessage, claim, enqueue, event_message
 from services.common.runtime import Runtime
 from services.common.settings import Settings
 from services.triage import store
 from services.triage.decide import Triage, TriageDecision
-from services.triage.priority import decide_priority
+from services.triage.domain import IncidentUpdate, decide_batch, lane_first, merge_into
 from services.triage.workflow import IllegalAction, check_action
 
 CONFIDENCE = Histogram(
@@ -52,31 +51,6 @@ DECISIONS = Counter(
     ["category", "priority", "needs_review"],
 )
 MERGES = Counter("veilig_triage_merged_total", "Reports merged into an earlier incident")
-
-
-def triaged_event(
-    report: IncidentReported, decision: TriageDecision, report_count: int
-) -> IncidentTriaged:
-    now = datetime.now(UTC)
-    return IncidentTriaged(
-        event_id=uuid.uuid4(),
-        incident_id=report.incident_id,
-        occurred_at=now,
-        recorded_at=now,
-        producer="triage",
-        category=decision.category,
-        priority=decision.effective_priority,
-        confidence=decision.confidence,
-        reasons=decision.reasons,
-        top_categories=decision.top3,
-        needs_review=decision.needs_review,
-        buurt_code=report.location.buurt_code,
-        wijk_code=report.location.wijk_code,
-        acknowledge_by=decision.acknowledge_by,
-        handle_by=decision.handle_by,
-        recipients=decision.recipients,
-        report_count=report_count,
-    )
 
 
 class Outgoing:
@@ -96,7 +70,7 @@ class Outgoing:
         (notify needs both), also take the urgent lane."""
         self.lane_report = report
 
-    async def flush(self, conn: asyncpg.Connection) -> None:
+    def messages(self) -> list[OutgoingMessage]:
         messages = [
             event_message(self.settings, e, traceparent=self.traceparent) for e in self.events
         ]
@@ -105,45 +79,10 @@ class Outgoing:
                 event_message(self.settings, e, traceparent=self.traceparent, lane=True)
                 for e in (self.lane_report, *self.events)
             ]
-        await enqueue(conn, messages)
+        return messages
 
-
-async def on_reported(
-    conn: asyncpg.Connection,
-    triage: Triage,
-    out: Outgoing,
-    report: IncidentReported,
-    decision: TriageDecision,
-) -> None:
-    CONFIDENCE.observe(decision.confidence)
-    duplicate = None
-    if not decision.needs_review:
-        duplicate = await store.find_duplicate(conn, report, decision.category)
-    if duplicate is None:
-        await store.insert_incident(conn, report, decision, status="triaged")
-        await store.append_history(
-            conn, report.incident_id, "triaged", reasons=list(decision.reasons)
-        )
-        out.add(triaged_event(report, decision, 1))
-        if is_urgent(decision.effective_priority):
-            out.urgent(report)
-        DECISIONS.labels(
-            decision.category, decision.priority or "none", str(decision.needs_review).lower()
-        ).inc()
-        return
-
-    first, metres = duplicate
-    reason = (
-        f"same category {decision.category} {metres:.0f} m and "
-        f"{abs((report.occurred_at - first['occurred_at']).total_seconds()) / 60:.0f} min apart"
-    )
-    await store.insert_incident(
-        conn, report, decision, status="merged", merged_into=first["incident_id"]
-    )
-    await merge_and_raise(
-        conn, triage, out, first=first, duplicate_id=report.incident_id, reports=1, reason=reason
-    )
-    MERGES.inc()
+    async def flush(self, conn: asyncpg.Connection) -> None:
+        await enqueue(conn, self.messages())
 
 
 async def merge_and_raise(
@@ -157,88 +96,82 @@ async def merge_and_raise(
     reason: str | None,
     actor: str | None = None,
 ) -> None:
-    """The one merge use case, for triage's own duplicate detection and a staff member's
-    merge alike: the duplicate (already marked merged by the caller) adds its ``reports`` to
-    the first incident, both histories say so, IncidentMerged goes out, and more independent
-    reports may raise the first incident's priority."""
-    first_id = first["incident_id"]
-    count = first["report_count"] + reports
-    await store.update_incident(conn, first_id, report_count=count)
-    await store.append_history(conn, duplicate_id, "merged", actor, into=str(first_id), why=reason)
-    await store.append_history(
-        conn, first_id, "report added", actor, duplicate=str(duplicate_id), report_count=count
-    )
+    """A staff member's merge: the shell around the one merge use case
+    (:func:`services.triage.domain.merge_into`, which triage's own duplicate detection uses
+    too). The duplicate is already marked merged by the caller, so the partners loaded for
+    ``first`` include its own."""
+    target = store.open_incident(first, await store.partners_of(conn, first["incident_id"]))
     now = datetime.now(UTC)
-    out.add(
-        IncidentMerged(
-            event_id=uuid.uuid4(),
-            incident_id=first_id,
-            occurred_at=now,
-            recorded_at=now,
-            producer="triage",
-            duplicate_incident_id=duplicate_id,
-            report_count=count,
-            actor=actor,
-            reason=reason,
-        )
+    done = merge_into(
+        target,
+        duplicate_id=duplicate_id,
+        partner=None,
+        reports=reports,
+        reason=reason,
+        actor=actor,
+        redecide=triage.decide,
+        now=now,
     )
-    if is_urgent(first["effective_priority"]):
-        out.urgent(store.reported(first))
-    await raise_for_reports(conn, triage, out, first, count)
+    await store.update_incidents(
+        conn, [IncidentUpdate(target.incident_id, target.report_count, target.raised)], now
+    )
+    await store.append_history_many(conn, done.history)
+    for event in done.events:
+        out.add(event)
+    if done.lane_report is not None:
+        out.urgent(done.lane_report)
 
 
-async def raise_for_reports(
-    conn: asyncpg.Connection, triage: Triage, out: Outgoing, first: asyncpg.Record, count: int
-) -> None:
-    """More independent reports may make the first incident more urgent (never less).
-    Independent means from different partners: one partner resending a report under new
-    external ids cannot raise an incident by itself."""
-    first_report = store.reported(first)
-    independent = await store.reporting_partners(conn, first["incident_id"])
-    again = decide_priority(
-        first["category"],
-        first_report.flags,
-        first["wijk_code"],
-        independent,
-        at=first_report.occurred_at,
-    )
-    old = first["effective_priority"]
-    if priority_rank(again.effective) >= priority_rank(old):
-        return
-    decision = triage.decide(
-        first_report,
-        category=first["category"],
-        priority=again.effective,
-        report_count=independent,
-        reviewed=not first["needs_review"],
-    )
+async def on_reports(
+    conn: asyncpg.Connection,
+    settings: Settings,
+    triage: Triage,
+    batch: Sequence[tuple[Incoming[Event], IncidentReported, TriageDecision]],
+) -> list[OutgoingMessage]:
+    """A run of consecutive reports of a batch, set-based: one snapshot query, the pure core,
+    then one statement per table; returns the outbox messages (the caller enqueues them)."""
+    pairs = [(report, decision) for _, report, decision in batch]
+    snapshot = await store.load_open_incidents(conn, pairs)
     now = datetime.now(UTC)
-    await store.update_incident(conn, first["incident_id"], **store.decision_columns(decision))
-    await store.append_history(
-        conn,
-        first["incident_id"],
-        "priority raised",
-        old=old,
-        new=again.effective,
-        why=f"{count} reports from {independent} partners",
+    outcome = decide_batch(
+        [r for r, _ in pairs], [d for _, d in pairs], snapshot, now, redecide=triage.decide
     )
-    out.add(
-        IncidentPriorityChanged(
-            event_id=uuid.uuid4(),
-            incident_id=first["incident_id"],
-            occurred_at=now,
-            recorded_at=now,
-            producer="triage",
-            old_priority=old,
-            new_priority=again.effective,
-            acknowledge_by=decision.acknowledge_by,
-            handle_by=decision.handle_by,
-            reason=f"{count} reports from {independent} partners",
-        )
-    )
-    out.add(triaged_event(first_report, decision, count))
-    if is_urgent(again.effective):
-        out.urgent(first_report)
+    await store.insert_incidents(conn, outcome.inserts, now)
+    await store.update_incidents(conn, outcome.updates, now)
+    await store.append_history_many(conn, outcome.history)
+    records = {report.event_id: incoming.record for incoming, report, _ in batch}
+    messages: list[OutgoingMessage] = []
+    for decided in outcome.outcomes:
+        report, decision = decided.report, decided.decision
+        CONFIDENCE.observe(decision.confidence)
+        if decided.merged_into is None:
+            DECISIONS.labels(
+                decision.category, decision.priority or "none", str(decision.needs_review).lower()
+            ).inc()
+        else:
+            MERGES.inc()
+        # A span per incident, on the trace of its report, so its events carry on that trace
+        # (opened after the set-based writes: it covers building the report's messages).
+        attributes = {"incident.id": str(report.incident_id)}
+        if decided.merged_into is not None:
+            attributes["incident.merged_into"] = str(decided.merged_into)
+        token = incident_id_var.set(str(report.incident_id))
+        try:
+            with span_from(
+                record_traceparent(records[report.event_id].headers),
+                "triage IncidentReported",
+                kind=SpanKind.CONSUMER,
+                attributes=attributes,
+            ) as traceparent:
+                out = Outgoing(settings, traceparent)
+                for event in decided.events:
+                    out.add(event)
+                if decided.lane_report is not None:
+                    out.urgent(decided.lane_report)
+                messages += out.messages()
+        finally:
+            incident_id_var.reset(token)
+    return messages
 
 
 async def on_acknowledged(
@@ -318,9 +251,30 @@ async def on_withdrawal_requested(
 def _lane_first(incoming: Incoming[Event]) -> bool:
     """Sort key: within a batch, what may be urgent is decided first."""
     event = incoming.item
-    return not (
-        isinstance(event, IncidentReported) and may_be_urgent(event.flags, event.category_hint)
-    )
+    return not isinstance(event, IncidentReported) or lane_first(event)
+
+
+async def _on_other(
+    conn: asyncpg.Connection, settings: Settings, incoming: Incoming[Event]
+) -> list[OutgoingMessage]:
+    """An acknowledgement or a withdrawal: one at a time, in its own span."""
+    event = incoming.item
+    token = incident_id_var.set(str(event.incident_id))
+    try:
+        with span_from(
+            record_traceparent(incoming.record.headers),
+            f"triage {type(event).__name__}",
+            kind=SpanKind.CONSUMER,
+            attributes={"incident.id": str(event.incident_id)},
+        ) as traceparent:
+            out = Outgoing(settings, traceparent)
+            if isinstance(event, NotificationAcknowledged):
+                await on_acknowledged(conn, out, event)
+            elif isinstance(event, IncidentWithdrawalRequested):
+                await on_withdrawal_requested(conn, out, event)
+            return out.messages()
+    finally:
+        incident_id_var.reset(token)
 
 
 def build_consumers(rt: Runtime, triage: Triage) -> KafkaRouter:
@@ -334,28 +288,23 @@ def build_consumers(rt: Runtime, triage: Triage) -> KafkaRouter:
         decisions = {r.event_id: d for r, d in zip(reports, decided, strict=True)}
         async with rt.pool.acquire() as conn, conn.transaction():
             fresh = await claim(conn, [i.item.event_id for i in batch])
-            for incoming in sorted(batch, key=_lane_first):
-                event = incoming.item
-                if event.event_id not in fresh:
+            todo = [i for i in sorted(batch, key=_lane_first) if i.item.event_id in fresh]
+            messages: list[OutgoingMessage] = []
+            # Consecutive reports go through the pure core together; any other event keeps
+            # its place between them (a withdrawal sees the reports before it, as before).
+            for is_report, run in groupby(todo, key=lambda i: isinstance(i.item, IncidentReported)):
+                items = list(run)
+                if is_report:
+                    triples = [
+                        (i, i.item, decisions[i.item.event_id])
+                        for i in items
+                        if isinstance(i.item, IncidentReported)
+                    ]
+                    messages += await on_reports(conn, rt.settings, triage, triples)
                     continue
-                token = incident_id_var.set(str(event.incident_id))
-                try:
-                    with span_from(
-                        record_traceparent(incoming.record.headers),
-                        f"triage {type(event).__name__}",
-                        kind=SpanKind.CONSUMER,
-                        attributes={"incident.id": str(event.incident_id)},
-                    ) as traceparent:
-                        out = Outgoing(rt.settings, traceparent)
-                        if isinstance(event, IncidentReported):
-                            await on_reported(conn, triage, out, event, decisions[event.event_id])
-                        elif isinstance(event, NotificationAcknowledged):
-                            await on_acknowledged(conn, out, event)
-                        elif isinstance(event, IncidentWithdrawalRequested):
-                            await on_withdrawal_requested(conn, out, event)
-                        await out.flush(conn)
-                finally:
-                    incident_id_var.reset(token)
+                for incoming in items:
+                    messages += await _on_other(conn, rt.settings, incoming)
+            await enqueue(conn, messages)  # the whole batch's outbox rows in one call
         return []
 
     batch_consumer(
