@@ -37,6 +37,7 @@ from schemas.topics import Topic
 from services.common.faults import Backoff, describe, is_transient
 from services.common.runtime import Runtime, pause
 from services.common.settings import ServiceName, Settings
+from services.common.supervision import fresh_connections
 
 log = logging.getLogger(__name__)
 
@@ -176,6 +177,7 @@ def batch_consumer(
         again for as long as it takes. On shutdown, give up without committing."""
         if rt.stopping.is_set():
             raise exc
+        await fresh_connections(rt)
         delay = backoff.next()
         waiting.set(1)
         INFRA_RETRIES.labels(service, topic.name).inc()

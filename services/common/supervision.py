@@ -162,6 +162,8 @@ async def supervise(rt: Runtime, background: Background) -> None:
             raise
         except Exception as exc:
             transient = is_transient(exc)
+            if transient:
+                await fresh_connections(rt)
             loop.restarts += 1
             loop.last_error = describe(exc)
             LOOP_RESTARTS.labels(rt.health.service, background.name, str(transient).lower()).inc()
@@ -186,6 +188,13 @@ async def supervise(rt: Runtime, background: Background) -> None:
                 log.error("background loop returned early", extra={"loop": background.name})
                 await _sleep(rt.stopping, backoff.next(), loop)
     loop.running = False
+
+
+async def fresh_connections(rt: Runtime) -> None:
+    """After PostgreSQL restarted, every pooled connection is dead, and each would fail one
+    more try (and double the backoff) before the pool replaces it: replace them all now."""
+    with contextlib.suppress(Exception):
+        await rt.pool.expire_connections()
 
 
 async def _sleep(stopping: asyncio.Event, seconds: float, loop: Loop) -> None:

@@ -62,6 +62,7 @@ def private_clone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     )
 
 
+@pytest.mark.timeout(900)  # a newcomer's first `make up` installs the virtual environment
 def test_make_up_and_down_from_a_private_folder_with_a_space(private_clone: Path) -> None:
     assert stat.S_IMODE(private_clone.parent.stat().st_mode) == 0o700
     kafka_port, pg_port = free_port(), free_port()

@@ -64,11 +64,21 @@ async def test_service_starts_serves_health_and_metrics_and_stops_on_sigterm(
         stderr=subprocess.STDOUT,
     )
     try:
-        ready = wait_ready(f"http://127.0.0.1:{port}/health/ready", proc)
-        assert ready.json() == {
-            "status": "ready",
-            "checks": {"started": True, "database": True, "kafka": True},
-        }
+        ready = wait_ready(f"http://127.0.0.1:{port}/health/ready", proc).json()
+        assert ready["status"] == "ready"
+        assert ready["checks"] == dict.fromkeys(
+            ("started", "database", "kafka", "loops", "lag"), True
+        )
+        # Every background loop is supervised and reported, every lag check under threshold.
+        loops = {
+            "intake": {"outbox-relay", "key-cache"},
+            "triage": {"outbox-relay"},
+            "notify": {"outbox-relay", "delivery-worker", "escalation-timers"},
+            "analytics": {"kafka-monitor"},
+        }[service]
+        assert set(ready["loops"]) == loops
+        assert all(loop["alive"] for loop in ready["loops"].values())
+        assert all(lag["ok"] for lag in ready["lag"].values())
         metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
         assert "python_info" in metrics
         conn = await asyncpg.connect(settings.database_url.get_secret_value())
