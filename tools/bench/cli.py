@@ -149,10 +149,25 @@ async def run(
                 broker_consume=results["broker"]["consumer"]["per_second"],
                 timelines=timelines,
             )
-            # Order: the end-to-end steps need an idle pipeline; the intake scenarios leave a
-            # backlog behind that nothing after them waits for.
+
+            async def measure_peer(b: scenarios.Bench) -> dict[str, Any]:
+                async with peer.alertmanager(RUN_DIR, f"{demo.STANDIN_URL}/alertmanager") as url:
+                    if url is None:
+                        results["notes"].append(
+                            "the peer was not measured: prometheus-alertmanager is missing "
+                            "(make ops-tools unpacks it)"
+                        )
+                        return {"steps": [], "side_by_side": []}
+                    found = await scenarios.peer(b, url)
+                found["side_by_side"] = scenarios.side_by_side(results.get("end_to_end", {}), found)
+                return found
+
+            # Order: the end-to-end steps and the peer need an idle pipeline and a free
+            # receiver; the intake scenarios leave a backlog behind that nothing after them
+            # waits for.
             for name, scenario in (
                 (Scenario.e2e, scenarios.end_to_end),
+                (Scenario.peer, measure_peer),
                 (Scenario.burst, scenarios.burst),
                 (Scenario.p1, scenarios.p1_in_burst),
                 (Scenario.http, scenarios.http_intake),
@@ -161,19 +176,6 @@ async def run(
                 if name not in skip:
                     log.info("scenario %s", name.value)
                     results[_KEYS[name]] = await scenario(bench_)
-            if Scenario.peer not in skip:
-                log.info("scenario peer (Prometheus Alertmanager)")
-                async with peer.alertmanager(RUN_DIR, f"{demo.STANDIN_URL}/alertmanager") as url:
-                    if url is None:
-                        results["notes"].append(
-                            "the peer was not measured: prometheus-alertmanager is missing "
-                            "(make ops-tools unpacks it)"
-                        )
-                    else:
-                        results["peer"] = await scenarios.peer(bench_, url)
-                        results["peer"]["side_by_side"] = scenarios.side_by_side(
-                            results.get("end_to_end", {}), results["peer"]
-                        )
             if e2e := results.get("end_to_end"):
                 if e2e["lag_at_start"]:
                     results["notes"].append(
@@ -198,6 +200,7 @@ _KEYS = {
     Scenario.e2e: "end_to_end",
     Scenario.burst: "burst",
     Scenario.p1: "p1_in_burst",
+    Scenario.peer: "peer",
     Scenario.http: "http_intake",
     Scenario.kafka: "kafka_intake",
 }
