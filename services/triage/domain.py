@@ -87,8 +87,11 @@ class IncidentUpdate:
     its priority was raised."""
 
     incident_id: UUID
-    report_count: int
+    report_count: int  # as this batch saw it
     decision: TriageDecision | None
+    # Reports this batch added: what is written (report_count = report_count + added), so
+    # that triage's main and urgent consumers merging into one incident at once lose none.
+    added: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -374,7 +377,9 @@ def decide_batch(
     rows = [_row(report, decision, into, batch_new) for report, decision, into in inserts]
     loaded = {i.incident_id: i.report_count for i in snapshot}
     updates = [
-        IncidentUpdate(i.incident_id, i.report_count, i.raised)
+        IncidentUpdate(
+            i.incident_id, i.report_count, i.raised, i.report_count - loaded[i.incident_id]
+        )
         for i in in_snapshot.values()
         if i.report_count != loaded[i.incident_id] or i.raised is not None
     ]

@@ -113,7 +113,9 @@ async def merge_and_raise(
         now=now,
     )
     await store.update_incidents(
-        conn, [IncidentUpdate(target.incident_id, target.report_count, target.raised)], now
+        conn,
+        [IncidentUpdate(target.incident_id, target.report_count, target.raised, reports)],
+        now,
     )
     await store.append_history_many(conn, done.history)
     for event in done.events:

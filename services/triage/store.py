@@ -278,22 +278,30 @@ async def insert_incidents(
 async def update_incidents(
     conn: asyncpg.Connection, updates: Sequence[IncidentUpdate], now: datetime
 ) -> None:
-    """Report counts, and new decisions where a priority was raised: a statement per shape."""
-    counted = [{"incident_id": u.incident_id, "report_count": u.report_count} for u in updates]
+    """Report counts, and new decisions where a priority was raised: a statement per shape.
+    Counts are added, not set: two consumers merging into one incident at once lose none."""
+    added = [u for u in updates if u.added]
+    if added:
+        await conn.execute(
+            "UPDATE incidents AS i SET report_count = i.report_count + u.added, updated_at = $3 "
+            "FROM unnest($1::uuid[], $2::int4[]) AS u(incident_id, added) "
+            "WHERE i.incident_id = u.incident_id",
+            [u.incident_id for u in added],
+            [u.added for u in added],
+            now,
+        )
     raised = [
         {"incident_id": u.incident_id, **decision_columns(u.decision)}
         for u in updates
         if u.decision is not None
     ]
-    for rows in (counted, raised):
-        if not rows:
-            continue
-        names = list(rows[0])
+    if raised:
+        names = list(raised[0])
         sets = ", ".join(f"{c} = {_value(c)}" for c in names[1:])
         await conn.execute(
             f"UPDATE incidents AS i SET {sets}, updated_at = ${len(names) + 1} "  # noqa: S608
             f"FROM {_unnest(names)} WHERE i.incident_id = u.incident_id",
-            *_columns(rows),
+            *_columns(raised),
             now,
         )
 
