@@ -111,6 +111,8 @@ async def _committed_at_least(settings: Settings, topic: str, purpose: str, want
     return done >= wanted
 
 
+# A dozen `veilig` processes, each importing the whole CLI: minutes on a busy two-core machine.
+@pytest.mark.timeout(600)
 async def test_a_dead_lettered_submission_is_found_fixed_replayed_once_and_audited(
     settings: Settings, cli: Cli, db: asyncpg.Connection
 ) -> None:
