@@ -310,9 +310,17 @@ async def apply(conn: asyncpg.Connection, events: Sequence[Event]) -> int:
     rows = rows_of(events, fresh)
     if not rows:
         return 0
-    await insert_events(conn, rows)
     touched = {r.incident_id for r in rows}
     touched.update(r.related_incident for r in rows if r.related_incident is not None)
+    # The consumers of both topics project concurrently: without this, two transactions
+    # touching one incident each recompute it without the other's uncommitted events, and
+    # the later commit leaves facts that miss an event. Locked in one order (the sorted
+    # array, unnested in order): no deadlock.
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended(i::text, 0)) FROM unnest($1::uuid[]) AS i",
+        sorted(touched),
+    )
+    await insert_events(conn, rows)
     await conn.execute(_RECOMPUTE_SOME, list(touched))
     return len(rows)
 
