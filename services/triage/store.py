@@ -15,7 +15,7 @@ from uuid import UUID
 
 import asyncpg
 
-from schemas.events import IncidentReported, IncidentStatus
+from schemas.events import IncidentReported
 from services.triage.decide import TriageDecision, duplicate_windows
 from services.triage.domain import (
     DEG_LAT_PER_M,
@@ -44,38 +44,6 @@ def decision_columns(decision: TriageDecision) -> dict[str, Any]:
         "acknowledge_by": decision.acknowledge_by,
         "handle_by": decision.handle_by,
     }
-
-
-async def insert_incident(
-    conn: asyncpg.Connection,
-    report: IncidentReported,
-    decision: TriageDecision,
-    *,
-    status: IncidentStatus,
-    merged_into: UUID | None = None,
-) -> None:
-    where = report.location
-    columns = {
-        "incident_id": report.incident_id,
-        "report": report.model_dump_json(),
-        "occurred_at": report.occurred_at,
-        "received_at": report.recorded_at,
-        "partner": report.partner,
-        "lat": where.lat,
-        "lon": where.lon,
-        "buurt_code": where.buurt_code,
-        "wijk_code": where.wijk_code,
-        **decision_columns(decision),
-        "status": status,
-        "merged_into": merged_into,
-        "updated_at": datetime.now(UTC),
-    }
-    names = ", ".join(columns)
-    marks = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
-    await conn.execute(
-        f"INSERT INTO incidents ({names}) VALUES ({marks})",  # noqa: S608 (fixed names)
-        *columns.values(),
-    )
 
 
 async def update_incident(conn: asyncpg.Connection, incident_id: UUID, **changes: Any) -> None:
