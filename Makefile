@@ -14,8 +14,10 @@ export RUN_DIR
 
 # The services find the local infrastructure on the ports it was started on (KAFKA_PORT,
 # PGPORT), unless the environment points them at an existing cluster and server.
+# LOCAL_DEVELOPMENT: this is a developer's machine (webhooks to the stand-ins on http://127.0.0.1).
 LOCAL_ENV := KAFKA_BOOTSTRAP_SERVERS="$${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:$${KAFKA_PORT:-9092}}" \
-	DATABASE_URL="$${DATABASE_URL:-postgresql://veilig@127.0.0.1:$${PGPORT:-54320}/veilig}"
+	DATABASE_URL="$${DATABASE_URL:-postgresql://veilig@127.0.0.1:$${PGPORT:-54320}/veilig}" \
+	LOCAL_DEVELOPMENT="$${LOCAL_DEVELOPMENT:-true}"
 
 # Tests run their own broker and database on other ports, so a running `make run` is left alone.
 TEST_ENV := TEST_RUN_DIR="$(CURDIR)/.run/test"
@@ -109,10 +111,15 @@ chaos: export PGPORT := $(CHAOS_PGPORT)
 chaos: export KAFKA_BOOTSTRAP_SERVERS := 127.0.0.1:$(CHAOS_KAFKA_PORT)
 chaos: export DATABASE_URL := postgresql://veilig@127.0.0.1:$(CHAOS_PGPORT)/veilig
 chaos: export PII_KEY_FILE := $(CHAOS_RUN_DIR)/secrets/pii.keys
+chaos: export LOCAL_DEVELOPMENT := true
 chaos: export INTAKE_PORT := 38081
 chaos: export TRIAGE_PORT := 38082
 chaos: export NOTIFY_PORT := 38083
 chaos: export ANALYTICS_PORT := 38084
+chaos: export INTAKE_METRICS_PORT := 38181
+chaos: export TRIAGE_METRICS_PORT := 38182
+chaos: export NOTIFY_METRICS_PORT := 38183
+chaos: export ANALYTICS_METRICS_PORT := 38184
 chaos: export CHAOS_SECOND_TRIAGE_PORT := 38091
 chaos: export CHAOS_SECOND_NOTIFY_PORT := 38092
 chaos: export STANDIN_WEBHOOK_PORT := 38090

@@ -2,10 +2,11 @@
 
 A message is
 
-* key: the incident id (UTF-8), so all events of an incident share a partition and an order;
+* key: the event's subject (UTF-8): the incident id, so all events of an incident share a
+  partition and an order (a safety-plan event: the wijk code);
 * headers: ``ce_specversion`` ``1.0``, ``ce_id`` (the event id), ``ce_source``
   (``/veilig-haarlem/<producer>``), ``ce_type`` (the versioned event type), ``ce_time``
-  (``occurred_at``, RFC 3339), ``ce_subject`` (the incident id), ``content-type``
+  (``occurred_at``, RFC 3339), ``ce_subject`` (the subject), ``content-type``
   ``application/json``, and W3C ``traceparent`` / ``tracestate`` when given;
 * value: the event as JSON.
 
@@ -106,7 +107,7 @@ def encode(
     # Kafka keeps the log forever; contact details go out sealed so a dropped key purges them.
     if isinstance(event, IncidentReported) and event.reporter is not None:
         raise EnvelopeError("reporter is never published in the clear; use reporter_sealed")
-    subject = str(event.incident_id)
+    subject = event.subject
     headers = {
         "ce_specversion": SPECVERSION,
         "ce_id": str(event.event_id),
@@ -202,7 +203,7 @@ def decode(headers: Headers, value: bytes | str) -> Event:
         detail = "; ".join(f"{p['field']}: {p['reason']}" for p in problems)
         raise EnvelopeError(f"body is not a valid {ce_type}: {detail}", problems=problems) from exc
     # The headers route and deduplicate; they must say the same as the body.
-    subject = str(event.incident_id)
+    subject = event.subject
     pairs = {
         "ce_id": (ce_id, str(event.event_id)),
         "ce_source": (ce_source, source_of(event)),

@@ -1,9 +1,11 @@
 """The events of Veilig Haarlem: one immutable pydantic model per fact, named in the past tense.
 
 Every event carries the common envelope fields of :class:`Event`, a CloudEvents type
-(``ce_type``, ``nl.haarlem.veilig.<incident|notification>.<fact>.v<version>``) and the topic it
-travels on. :data:`REGISTRY` maps ``ce_type`` to the class; :mod:`schemas.envelope` puts events on
-and takes them off the wire.
+(``ce_type``, ``nl.haarlem.veilig.<incident|notification|safety-plan>.<fact>.v<version>``) and
+the topic it travels on. Incident and notification events are about an incident (its id is
+their subject and Kafka key); safety-plan events are about a wijk's plan (the wijk code).
+:data:`REGISTRY` maps ``ce_type`` to the class; :mod:`schemas.envelope` puts events on and takes
+them off the wire.
 
 Fields that not every recipient may see are marked with :func:`schemas.disclosure.restricted`;
 :func:`schemas.disclosure.minimise` applies the marks. A new version of an event is a new class
@@ -18,7 +20,7 @@ published JSON Schemas leave ``additionalProperties`` open.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, ClassVar, Literal, Self, TypeVar
 from uuid import UUID
 
@@ -35,13 +37,18 @@ from pydantic import (
 
 from schemas.disclosure import restricted
 from schemas.taxonomy import PLACEHOLDERS, Priority, Profile, taxonomy
-from schemas.topics import INCIDENT_EVENTS, NOTIFICATION_EVENTS, Topic
+from schemas.topics import INCIDENT_EVENTS, NOTIFICATION_EVENTS, SAFETY_PLANS, Topic
 
 CE_TYPE_PREFIX = "nl.haarlem.veilig"
 _CE_TYPE = re.compile(
-    rf"{re.escape(CE_TYPE_PREFIX)}\.(incident|notification)\.([a-z]+(?:-[a-z]+)*)\.v([1-9]\d*)"
+    rf"{re.escape(CE_TYPE_PREFIX)}\.(incident|notification|safety-plan)\."
+    r"([a-z]+(?:-[a-z]+)*)\.v([1-9]\d*)"
 )
-_FAMILY_TOPIC: dict[str, Topic] = {"incident": INCIDENT_EVENTS, "notification": NOTIFICATION_EVENTS}
+_FAMILY_TOPIC: dict[str, Topic] = {
+    "incident": INCIDENT_EVENTS,
+    "notification": NOTIFICATION_EVENTS,
+    "safety-plan": SAFETY_PLANS,
+}
 
 Producer = Literal["intake", "triage", "notify", "analytics"]
 PartnerKind = Literal[
@@ -232,8 +239,6 @@ class Event(Body):
 
     event_id: UUID
     """Unique id of this event; the CloudEvents id. Consumers deduplicate on it."""
-    incident_id: UUID
-    """The incident the event is about; the Kafka key and the CloudEvents subject."""
     occurred_at: UtcDatetime
     """When the fact happened; the CloudEvents time."""
     recorded_at: UtcDatetime
@@ -252,12 +257,28 @@ class Event(Body):
             )
         return self
 
+    @property
+    def subject(self) -> str:
+        """What the event is about: the CloudEvents subject and the Kafka key."""
+        raise NotImplementedError
 
-class IncidentEvent(Event):
+
+class AboutIncident(Event):
+    """An event about one incident."""
+
+    incident_id: UUID
+    """The incident the event is about; the Kafka key and the CloudEvents subject."""
+
+    @property
+    def subject(self) -> str:
+        return str(self.incident_id)
+
+
+class IncidentEvent(AboutIncident):
     topic: ClassVar[Topic] = INCIDENT_EVENTS
 
 
-class NotificationEvent(Event):
+class NotificationEvent(AboutIncident):
     topic: ClassVar[Topic] = NOTIFICATION_EVENTS
 
     message_id: UUID
@@ -472,6 +493,26 @@ class IncidentStatusChanged(IncidentEvent):
 
 
 @register
+class IncidentAssigned(IncidentEvent):
+    """Triage staff gave the incident an owner (claimed it for themselves or assigned it to a
+    colleague), or took the owner away."""
+
+    ce_type: ClassVar[str] = "nl.haarlem.veilig.incident.assigned.v1"
+    schema_version: SchemaVersion1 = 1
+
+    owner: str | None = Field(default=None, max_length=100, json_schema_extra=OPERATIONAL_PERSONAL)
+    """The staff member who owns the incident now; None: nobody."""
+    previous_owner: str | None = Field(
+        default=None, max_length=100, json_schema_extra=OPERATIONAL_PERSONAL
+    )
+    """The owner before, if any."""
+    actor: str | None = Field(default=None, max_length=100, json_schema_extra=OPERATIONAL_PERSONAL)
+    """Who assigned it (the owner, for a claim)."""
+    reason: str | None = Field(default=None, max_length=1000, json_schema_extra=OPERATIONAL)
+    """Why, if said."""
+
+
+@register
 class IncidentAcknowledged(IncidentEvent):
     """A recipient took responsibility for the incident; escalation stops."""
 
@@ -524,6 +565,98 @@ class IncidentWithdrawalRequested(IncidentEvent):
     """The partner's own id of the report."""
     reason: str = Field(min_length=1, max_length=1000, json_schema_extra=OPERATIONAL)
     """Why the partner withdraws it. Free text: may contain names."""
+
+
+@register
+class IncidentZorgsignaalRaised(IncidentEvent):
+    """Care-relevant reports keep coming back to one spot: a prevention signal for care.
+
+    Raised by the incident whose report made the count (``incident_id``), once per window and
+    spot; the care partner (Zorg- en Veiligheidshuis) is told, without reporter contacts.
+    """
+
+    ce_type: ClassVar[str] = "nl.haarlem.veilig.incident.zorgsignaal-raised.v1"
+    schema_version: SchemaVersion1 = 1
+
+    signal_id: UUID
+    """The signal: one per spot and window."""
+    incidents: tuple[UUID, ...] = Field(min_length=2, max_length=100)
+    """The incidents at the spot in the window, oldest first; incident_id is the last."""
+    categories: tuple[CategoryCode, ...] = Field(min_length=1)
+    """Their categories, each once."""
+    matched_on: Literal["point", "address"]
+    """How the spot was recognised: points within the distance, or the same address text."""
+    window_days: int = Field(ge=1)
+    """The window the reports fell in, in days."""
+    buurt_code: BuurtCode | None = None
+    """The spot's buurt, when known."""
+    wijk_code: WijkCode | None = None
+    """The spot's wijk, when known."""
+    recipient: RecipientCode
+    """Who is told: the care partner."""
+
+
+# --- safety-plan events ----------------------------------------------------------------------
+
+
+def check_period(starts_on: date, ends_on: date | None) -> None:
+    """A plan's period: it may run until further notice, not end before it starts."""
+    if ends_on is not None and ends_on < starts_on:
+        raise ValueError(f"ends_on {ends_on} is before starts_on {starts_on}")
+
+
+class SafetyPlanEvent(Event):
+    """An event about a wijk's safety plan (wijkveiligheidsplan)."""
+
+    topic: ClassVar[Topic] = SAFETY_PLANS
+
+    wijk_code: WijkCode
+    """The wijk whose plan it is; the Kafka key and the CloudEvents subject."""
+    version: int = Field(ge=1)
+    """The wijk's plan version: 1 for its first plan, one more for every change."""
+    actor: str = Field(min_length=1, max_length=100, json_schema_extra=OPERATIONAL_PERSONAL)
+    """Who recorded the change: a staff member, or ``cli:<user>`` for an operator."""
+
+    @property
+    def subject(self) -> str:
+        return self.wijk_code
+
+
+@register
+class SafetyPlanAdopted(SafetyPlanEvent):
+    """A wijk's residents adopted a safety plan, or changed it: the plan as it now stands."""
+
+    ce_type: ClassVar[str] = "nl.haarlem.veilig.safety-plan.adopted.v1"
+    schema_version: SchemaVersion1 = 1
+
+    categories: tuple[CategoryCode, ...] = Field(min_length=1, max_length=20)
+    """The categories the residents made a priority: raised one step in this wijk."""
+    starts_on: date
+    """The first day the plan runs (Europe/Amsterdam)."""
+    ends_on: date | None = None
+    """The last day the plan runs; None while it runs until further notice."""
+    adopted_by: str = Field(min_length=1, max_length=200)
+    """Who adopted it, e.g. "Wijkraad Meerwijk" (a body, not a person)."""
+    adopted_on: date
+    """When it was adopted."""
+
+    @model_validator(mode="after")
+    def _period(self) -> Self:
+        check_period(self.starts_on, self.ends_on)
+        return self
+
+
+@register
+class SafetyPlanEnded(SafetyPlanEvent):
+    """A wijk's safety plan ends: its categories are no longer raised after ``ends_on``."""
+
+    ce_type: ClassVar[str] = "nl.haarlem.veilig.safety-plan.ended.v1"
+    schema_version: SchemaVersion1 = 1
+
+    ends_on: date
+    """The last day the plan runs (Europe/Amsterdam)."""
+    reason: str | None = Field(default=None, max_length=1000, json_schema_extra=OPERATIONAL)
+    """Why it ends."""
 
 
 # --- notification events ---------------------------------------------------------------------

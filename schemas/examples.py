@@ -1,13 +1,13 @@
 """One realistic, fixed example of every event: the AsyncAPI examples and the tests' fixtures.
 
 The story: on a Friday night a burglary in progress near the Grote Markt is reported by the
-police, triaged as P1, reported a second time, acknowledged and resolved. Names, numbers and ids
-are made up.
+police, triaged as P1, reported a second time, acknowledged and resolved. Meerwijk's residents
+adopt a safety plan and end it. Names, numbers and ids are made up.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from uuid import UUID
 
 from schemas.events import (
@@ -15,6 +15,7 @@ from schemas.events import (
     Event,
     Flags,
     IncidentAcknowledged,
+    IncidentAssigned,
     IncidentMerged,
     IncidentPriorityChanged,
     IncidentReclassified,
@@ -23,6 +24,7 @@ from schemas.events import (
     IncidentStatusChanged,
     IncidentTriaged,
     IncidentWithdrawalRequested,
+    IncidentZorgsignaalRaised,
     Location,
     NotificationAcknowledged,
     NotificationDelivered,
@@ -30,6 +32,8 @@ from schemas.events import (
     NotificationEscalated,
     NotificationFailed,
     Recipient,
+    SafetyPlanAdopted,
+    SafetyPlanEnded,
 )
 from schemas.taxonomy import Profile
 
@@ -141,6 +145,15 @@ _EXAMPLES: tuple[Event, ...] = (
         new_status="in_progress",
         actor="triage.staff.0042",
     ),
+    IncidentAssigned(
+        event_id=_event_id(17),
+        incident_id=INCIDENT,
+        occurred_at=_at(5.5),
+        recorded_at=_at(5.5),
+        producer="triage",
+        owner="triage.staff.0042",
+        actor="triage.staff.0042",
+    ),
     IncidentAcknowledged(
         event_id=_event_id(7),
         incident_id=INCIDENT,
@@ -238,6 +251,50 @@ _EXAMPLES: tuple[Event, ...] = (
         recipient="politie.meldkamer",
         channel="cap",
         acknowledged_by="centralist 17",
+    ),
+    IncidentZorgsignaalRaised(
+        event_id=_event_id(17),
+        incident_id=DUPLICATE,
+        occurred_at=_at(12),
+        recorded_at=_at(12),
+        producer="triage",
+        signal_id=UUID("2b6f0d4e-8c1a-4f3b-9e2d-5a6b7c8d9e01"),
+        incidents=(
+            UUID("0e1f2a3b-4c5d-4e6f-8a7b-8c9d0e1f2a3b"),
+            UUID("1f2a3b4c-5d6e-4f7a-8b8c-9d0e1f2a3b4c"),
+            DUPLICATE,
+        ),
+        categories=("woonoverlast",),
+        matched_on="address",
+        window_days=30,
+        buurt_code="BU03920102",
+        wijk_code="WK039201",
+        recipient="zorg.veiligheidshuis",
+    ),
+    SafetyPlanAdopted(
+        event_id=_event_id(15),
+        occurred_at=_at(-60 * 24 * 30),
+        recorded_at=_at(-60 * 24 * 30),
+        producer="triage",
+        wijk_code="WK039221",
+        version=1,
+        actor="a.bakker",
+        categories=("jeugdoverlast", "woonoverlast"),
+        starts_on=date(2025, 3, 1),
+        ends_on=date(2026, 2, 28),
+        adopted_by="Wijkraad Meerwijk",
+        adopted_on=date(2025, 2, 12),
+    ),
+    SafetyPlanEnded(
+        event_id=_event_id(16),
+        occurred_at=_at(60),
+        recorded_at=_at(60),
+        producer="triage",
+        wijk_code="WK039221",
+        version=2,
+        actor="a.bakker",
+        ends_on=date(2025, 3, 31),
+        reason="Vervangen door het plan dat de wijkraad in april vaststelt.",
     ),
 )
 

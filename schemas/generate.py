@@ -23,7 +23,7 @@ from pydantic.json_schema import models_json_schema
 
 from schemas.compat import breaking_changes
 from schemas.envelope import SOURCE_PREFIX, SPECVERSION, encode
-from schemas.events import REGISTRY, Event
+from schemas.events import REGISTRY, Event, SafetyPlanEvent
 from schemas.examples import EXAMPLES
 from schemas.submission import IncidentSubmission
 from schemas.topics import ALL_TOPICS, INCIDENT_SUBMISSIONS, Topic
@@ -67,7 +67,14 @@ def _channel_id(topic: Topic) -> str:
     return words[0] + "".join(w.capitalize() for w in words[1:])
 
 
-def _ce_headers(ce_type: str) -> dict[str, Any]:
+def _subject(cls: type[Event]) -> dict[str, Any]:
+    """The CloudEvents subject and Kafka key of an event class: what its events are about."""
+    if issubclass(cls, SafetyPlanEvent):
+        return {"type": "string", "pattern": r"^WK\d{6}$", "description": "The wijk_code."}
+    return {"type": "string", "format": "uuid", "description": "The incident_id."}
+
+
+def _ce_headers(ce_type: str, subject: dict[str, Any]) -> dict[str, Any]:
     producers = "|".join(("intake", "triage", "notify", "analytics"))
     return {
         "type": "object",
@@ -95,7 +102,7 @@ def _ce_headers(ce_type: str) -> dict[str, Any]:
                 "format": "date-time",
                 "description": "occurred_at, RFC 3339 in UTC.",
             },
-            "ce_subject": {"type": "string", "format": "uuid", "description": "The incident_id."},
+            "ce_subject": subject,
             "content-type": {"type": "string", "const": "application/json"},
             "traceparent": {"type": "string", "description": "W3C Trace Context traceparent."},
             "tracestate": {"type": "string", "description": "W3C Trace Context tracestate."},
@@ -115,11 +122,11 @@ def _event_message(cls: type[Event]) -> dict[str, Any]:
         "summary": _summary(cls),
         "description": " ".join((cls.__doc__ or "").split()),
         "contentType": "application/json",
-        "headers": _ce_headers(cls.ce_type),
+        "headers": _ce_headers(cls.ce_type, _subject(cls)),
         "payload": {"$ref": f"#/components/schemas/{cls.__name__}"},
         "bindings": {
             "kafka": {
-                "key": {"type": "string", "format": "uuid", "description": "The incident_id."},
+                "key": _subject(cls),
                 "bindingVersion": KAFKA_BINDING_VERSION,
             }
         },

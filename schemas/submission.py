@@ -9,7 +9,7 @@ silently ignored data. Intake turns an accepted submission into ``IncidentReport
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Self
+from typing import Annotated, Any, Self
 
 from pydantic import (
     AfterValidator,
@@ -51,19 +51,46 @@ def _recent(moment: datetime) -> datetime:
     return moment
 
 
+TEXT = r"\S"
+"""Text holds something besides white space (which is stripped): said in the schema too."""
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, allow_inf_nan=False)
 
 
+def _one_of(*forms: tuple[str, ...]) -> dict[str, Any]:
+    """JSON Schema for "exactly one of these groups of fields": each option requires its own
+    fields (not null) and leaves the others out (or null), so a client's generator knows the
+    rule too."""
+    fields = [field for form in forms for field in form]
+    given, absent = {"not": {"type": "null"}}, {"type": "null"}
+    return {
+        "oneOf": [
+            {
+                "required": list(form),
+                "properties": {f: given if f in form else absent for f in fields},
+            }
+            for form in forms
+        ]
+    }
+
+
 class LocationIn(Strict):
     """Exactly one of: a WGS84 point (``lat`` + ``lon``), a CBS ``buurt_code``, an ``address``."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_one_of(("lat", "lon"), ("buurt_code",), ("address",))
+    )
 
     lat: float | None = Field(default=None, ge=-90, le=90, examples=[52.3812])
     lon: float | None = Field(default=None, ge=-180, le=180, examples=[4.6366])
     buurt_code: Annotated[str, StringConstraints(pattern=r"^BU\d{8}$")] | None = Field(
         default=None, examples=["BU03920102"]
     )
-    address: Annotated[str, StringConstraints(min_length=1, max_length=500)] | None = None
+    address: (
+        Annotated[str, StringConstraints(min_length=1, max_length=500, pattern=TEXT)] | None
+    ) = None
 
     @model_validator(mode="after")
     def _one_form(self) -> Self:
@@ -105,20 +132,28 @@ AttributeValue = Annotated[str, StringConstraints(max_length=1000)] | int | floa
 class IncidentSubmission(Strict):
     """One incident report from a partner system."""
 
-    external_id: Annotated[str, StringConstraints(min_length=1, max_length=200)] = Field(
-        description="The partner's own id of the report: the idempotency key.",
-        examples=["MK-2026-000123"],
+    external_id: Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=TEXT)] = (
+        Field(
+            description="The partner's own id of the report: the idempotency key.",
+            examples=["MK-2026-000123"],
+        )
     )
     occurred_at: Annotated[AwareDatetime, AfterValidator(_recent)] | None = Field(
         default=None,
         description="When it happened (RFC 3339 with offset); default: now. At most a year "
         "ago and at most ten minutes ahead (clocks drift; the future does not happen).",
     )
-    description: Annotated[str, StringConstraints(min_length=1, max_length=4000)] = Field(
-        description="Free text, Dutch or English.", examples=["Rook uit woning, bewoners buiten"]
+    description: Annotated[str, StringConstraints(min_length=1, max_length=4000, pattern=TEXT)] = (
+        Field(
+            description="Free text, Dutch or English.",
+            examples=["Rook uit woning, bewoners buiten"],
+        )
     )
     category_hint: Annotated[str, AfterValidator(_category)] | None = Field(
-        default=None, description="A taxonomy code the partner suggests.", examples=["brand"]
+        default=None,
+        description="A taxonomy code the partner suggests.",
+        examples=["brand"],
+        json_schema_extra={"enum": [*taxonomy().category_codes, None]},
     )
     location: LocationIn
     flags: FlagsIn = Field(default_factory=FlagsIn)

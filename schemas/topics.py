@@ -70,11 +70,23 @@ INCIDENT_URGENT = Topic(
     copies_of=INCIDENT_EVENTS.name,
 )
 
+SAFETY_PLANS = Topic(
+    name="safety-plans",
+    key="wijk code",
+    description="Every change of a wijk's safety plan (wijkveiligheidsplan): adopted, changed, "
+    "ended; one key per wijk, so its changes keep their order.",
+    partitions=3,
+    retention_ms=-1,  # the plans' history: analytics rebuilds its view of them from here
+    publishers=("triage",),
+    subscribers=("analytics",),
+)
+
 MAIN_TOPICS: tuple[Topic, ...] = (
     INCIDENT_SUBMISSIONS,
     INCIDENT_EVENTS,
     NOTIFICATION_EVENTS,
     INCIDENT_URGENT,
+    SAFETY_PLANS,
 )
 
 

@@ -16,6 +16,7 @@ from services.intake.cli import keys_app, partners_app
 from services.notify.cli import recipients_app
 from services.triage.cli import app as triage_app
 from services.triage.cli import routes_app
+from services.triage.plans_cli import plans_app
 from tools.bench.cli import bench
 from tools.chaos.cli import chaos
 from tools.cli import demo, run_platform
@@ -34,6 +35,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(recipients_app, name="recipients")
 app.add_typer(triage_app, name="triage")
 app.add_typer(routes_app, name="routes")
+app.add_typer(plans_app, name="plans")
 app.add_typer(analytics_app, name="analytics")
 app.add_typer(dlq_app, name="dlq")
 app.command("run")(run_platform)

@@ -9,14 +9,17 @@ import os
 import uuid
 from collections.abc import AsyncIterator
 
-import asyncpg
 import pytest
 from cryptography.fernet import Fernet
 
 from services.common.settings import Settings
+from tests.support import fresh_database, stack_settings
 
 # Personal data is sealed with keys from configuration; the tests bring their own.
 os.environ.setdefault("PII_KEYS", Fernet.generate_key().decode())
+# A developer's machine: receivers and stand-ins listen on http://127.0.0.1 (services and CLI
+# processes the tests start inherit it). Tests of the production rules switch it off.
+os.environ.setdefault("LOCAL_DEVELOPMENT", "true")
 
 
 def _require(name: str) -> str:
@@ -43,19 +46,8 @@ def admin_database_url() -> str:
 @pytest.fixture
 async def database_url(admin_database_url: str) -> AsyncIterator[str]:
     """A fresh, empty database for one test, dropped afterwards."""
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    conn = await asyncpg.connect(admin_database_url)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    base, _, _ = admin_database_url.rpartition("/")
-    yield f"{base}/{name}"
-    conn = await asyncpg.connect(admin_database_url)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
+    async with fresh_database(admin_database_url) as url:
+        yield url
 
 
 @pytest.fixture
@@ -65,10 +57,4 @@ def topic_prefix() -> str:
 
 @pytest.fixture
 def settings(kafka_bootstrap: str, database_url: str, topic_prefix: str) -> Settings:
-    return Settings(
-        kafka_bootstrap_servers=kafka_bootstrap,
-        database_url=database_url,
-        topic_prefix=topic_prefix,
-        consumer_group_prefix=f"test-{topic_prefix}",
-        kafka_linger_ms=0,
-    )
+    return stack_settings(kafka_bootstrap, database_url, topic_prefix)

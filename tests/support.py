@@ -4,15 +4,50 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import uuid
 from collections.abc import AsyncIterator, Callable
 
+import asyncpg
 import httpx
+import uvicorn
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 from services.common.service import ServiceSpec, create_app
 from services.common.settings import Settings
+
+
+@contextlib.asynccontextmanager
+async def fresh_database(admin_database_url: str) -> AsyncIterator[str]:
+    """A new, empty database on the test server (its URL), dropped afterwards."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    conn = await asyncpg.connect(admin_database_url)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    base, _, _ = admin_database_url.rpartition("/")
+    try:
+        yield f"{base}/{name}"
+    finally:
+        conn = await asyncpg.connect(admin_database_url)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+
+def stack_settings(kafka_bootstrap: str, database_url: str, topic_prefix: str) -> Settings:
+    """Settings of one test's stack: its own database, topics and consumer groups."""
+    return Settings(
+        kafka_bootstrap_servers=kafka_bootstrap,
+        database_url=database_url,
+        topic_prefix=topic_prefix,
+        consumer_group_prefix=f"test-{topic_prefix}",
+        kafka_linger_ms=0,
+    )
 
 
 async def read_topic(
@@ -87,6 +122,23 @@ async def running(
             yield app, client
 
 
+@contextlib.asynccontextmanager
+async def served(app: FastAPI, port: int) -> AsyncIterator[str]:
+    """``app`` on a real socket on loopback (a browser or a load tool needs one); its base URL."""
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on")
+    )
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        assert not task.done(), "the service did not start"
+        await asyncio.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
 async def eventually(check: Callable[[], object], within: float = 20.0, every: float = 0.2) -> None:
     """Wait until ``check()`` (sync or async) is truthy."""
     loop = asyncio.get_running_loop()
@@ -100,3 +152,24 @@ async def eventually(check: Callable[[], object], within: float = 20.0, every: f
         if loop.time() >= deadline:
             raise AssertionError(f"condition not met within {within}s")
         await asyncio.sleep(every)
+
+
+@contextlib.asynccontextmanager
+async def serving(app: ASGIApp) -> AsyncIterator[int]:
+    """``app`` under uvicorn on a free port of 127.0.0.1, in this process (no lifespan: a
+    stand-in receiver); yields the port."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    # log_config=None: leave the test process's logging alone.
+    config = uvicorn.Config(app, lifespan="off", log_config=None, log_level="warning")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        while not server.started:
+            assert not task.done(), "the server did not start"
+            await asyncio.sleep(0.01)
+        yield int(sock.getsockname()[1])
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()

@@ -15,8 +15,10 @@ import typer
 from rich.console import Console
 
 from services.common.settings import SERVICES, ServiceName, Settings, get_settings
+from services.common.staff import StaffError
 from services.notify.webhooks import generate_secret
 from tools import demo as demo_scenario
+from tools import demo_programme
 from tools.supervisor import Program, Supervisor, service_program
 
 console = Console(soft_wrap=True)  # long URLs and tokens stay on one line
@@ -42,7 +44,16 @@ def base_url(settings: Settings) -> str:
 SCALED_OUT: tuple[ServiceName, ...] = ("triage", "notify")
 """What ``replicas`` multiplies: the consumers of incident-events, whose partitions the
 instances of one consumer group share."""
-REPLICA_PORT_STEP = 100  # instance n listens on the service's port + (n - 1) * 100
+REPLICA_PORT_STEP = 100  # instance n listens on the service's ports + (n - 1) * 100
+
+
+def replica_ports(settings: Settings, service: ServiceName, n: int) -> dict[str, str]:
+    """The port settings of instance ``n`` (from 2) of ``service``: HTTP and metrics."""
+    step = (n - 1) * REPLICA_PORT_STEP
+    return {
+        f"{service.upper()}_PORT": str(settings.port_of(service) + step),
+        f"{service.upper()}_METRICS_PORT": str(settings.metrics_port_of(service) + step),
+    }
 
 
 def platform_programs(settings: Settings, secret: str, replicas: int = 1) -> list[Program]:
@@ -55,13 +66,14 @@ def platform_programs(settings: Settings, secret: str, replicas: int = 1) -> lis
             program = service_program(service, port, settings.http_host)
             if n > 1:
                 program.name = f"{service}-{n}"
-                program.env[f"{service.upper()}_PORT"] = str(port)
+                program.env.update(replica_ports(settings, service, n))
             if service == "notify":
                 # Notify mails the stand-in SMTP server and links acknowledgements to its API.
                 program.env.update(
                     {
                         "NOTIFY_SMTP_HOST": "127.0.0.1",
                         "NOTIFY_SMTP_PORT": os.environ.get("STANDIN_SMTP_PORT", "8025"),
+                        "NOTIFY_SMTP_STARTTLS": "false",  # the stand-in relay, on loopback
                         "NOTIFY_PUBLIC_BASE_URL": f"http://{settings.http_host}:{port}",
                     }
                 )
@@ -107,13 +119,24 @@ def run_platform(
             console.print("\n[bold]Veilig Haarlem is running[/bold]")
             for service in SERVICES:
                 port = settings.port_of(service)
-                console.print(f"  {service:<10} {host}:{port}/docs   metrics {host}:{port}/metrics")
+                metrics = f"http://{settings.metrics_host}:{settings.metrics_port_of(service)}"
+                console.print(f"  {service:<10} {host}:{port}/docs   metrics {metrics}/metrics")
             token = await demo_scenario.ops_token(settings, RUN_DIR / "demo" / "ops-token")
             console.print(f"  logs       {log_dir}/")
             console.print(
                 f"  [bold]dashboard[/bold]  {host}:{settings.analytics_port}/login?token={token}"
                 "  (an ops account of this local run)"
             )
+            try:
+                link = await demo_scenario.console_link(settings)
+                console.print(
+                    f"  [bold]console[/bold]    {link}  (triage account "
+                    f"{demo_scenario.LOCAL_TRIAGE}; works once, for "
+                    f"{settings.console_link_minutes:g} minutes; `veilig staff link "
+                    f"{demo_scenario.LOCAL_TRIAGE}` makes another)"
+                )
+            except StaffError as exc:
+                console.print(f"  console    [yellow]{exc}[/yellow]")
             console.print(f"  receiver   {demo_scenario.STANDIN_URL}/  (what notify delivered)")
             if demo:
                 await until_done(run_demo(settings, pace), done)
@@ -140,10 +163,13 @@ async def until_done(work: Coroutine[Any, Any, T], done: asyncio.Event) -> T | N
 
 async def run_demo(settings: Settings, pace: float) -> None:
     started = asyncio.get_running_loop().time()
+    await demo_programme.add_plan(console)
     results = await demo_scenario.replay(
         settings, pace=pace, base_url=base_url(settings), keys_file=RUN_DIR / "demo" / "keys.json"
     )
     demo_scenario.summary(results, settings, started)
+    token = await demo_scenario.ops_token(settings, RUN_DIR / "demo" / "ops-token")
+    await demo_programme.show(console, settings, results, token)
 
 
 def demo(

@@ -8,10 +8,12 @@ posts every report at a watchable pace and shows what came back.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote
@@ -26,6 +28,7 @@ from schemas.taxonomy import taxonomy
 from services.common import staff
 from services.common.migrations import load_migrations, migrate
 from services.common.settings import Settings
+from services.common.staff_cli import signin_link
 from services.intake import partners as partner_store
 from services.intake.service import SPEC as INTAKE
 from services.notify.registry import set_channel
@@ -79,6 +82,21 @@ async def ops_token(settings: Settings, store: Path) -> str:
         await conn.close()
     write_secret(store, token)
     return token
+
+
+LOCAL_TRIAGE = "dienst"  # the triage account of a local run
+
+
+async def console_link(settings: Settings) -> str:
+    """A one-time sign-in link to the triage console for the local run's triage account
+    (made on first use)."""
+    conn = await asyncpg.connect(settings.database_url.get_secret_value())
+    try:
+        with contextlib.suppress(staff.StaffError):  # made by an earlier run
+            await staff.add_staff(conn, LOCAL_TRIAGE, "triage")
+        return await signin_link(conn, settings, LOCAL_TRIAGE)
+    finally:
+        await conn.close()
 
 
 def load_scenario(path: Path = SCENARIO) -> dict[str, Any]:
@@ -153,8 +171,12 @@ async def replay(
                     "location": item["location"],
                     "flags": item.get("flags", {}),
                 }
-                if "reporter" in item:
-                    body["reporter"] = item["reporter"]
+                for optional in ("reporter", "category_hint"):
+                    if optional in item:
+                        body[optional] = item[optional]
+                if "days_ago" in item:  # a report of an earlier night (the zorgsignaal's)
+                    occurred = datetime.now(UTC) - timedelta(days=item["days_ago"])
+                    body["occurred_at"] = occurred.isoformat()
                 response = await client.post(
                     "/v1/incidents",
                     json=body,
@@ -189,5 +211,6 @@ def summary(results: list[dict[str, Any]], settings: Settings, started: float) -
         f"  triage API         {host}:{settings.triage_port}/docs\n"
         f"  ops dashboard      {host}:{settings.analytics_port}/dashboard (the login link above)\n"
         f"  deliveries         {STANDIN_URL}/  (stand-in webhook receiver)\n"
-        f"  metrics            {host}:{{8081..8084}}/metrics"
+        f"  metrics            http://{settings.metrics_host}:"
+        f"{{{settings.intake_metrics_port}..{settings.analytics_metrics_port}}}/metrics"
     )

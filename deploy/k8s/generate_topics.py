@@ -51,11 +51,13 @@ CONSUMERS: dict[str, tuple[tuple[str, str], ...]] = {
         ("main", "incident-events"),
         ("urgent", "incident-events-urgent"),
         ("acknowledgements", "notification-events"),
+        ("prevention", "incident-events"),
     ),
     "notify": (("main", "incident-events"), ("urgent", "incident-events-urgent")),
     "analytics": (
         ("incident-events", "incident-events"),
         ("notification-events", "notification-events"),
+        ("safety-plans", "safety-plans"),
     ),
 }
 

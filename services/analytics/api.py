@@ -12,18 +12,20 @@ import asyncio
 import csv
 import io
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from functools import cache
 from typing import Annotated, Literal
 
+import asyncpg
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Path as PathParam
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel
 
 from schemas import geo
 from schemas.taxonomy import taxonomy
 from schemas.timeutil import AMSTERDAM
-from services.analytics import stats
+from services.analytics import plans, stats
 from services.analytics.kafka_monitor import MONITOR, KafkaMonitor
 from services.analytics.suppression import ALL, Cube
 from services.common.problems import PROBLEM, Problem
@@ -40,15 +42,22 @@ router = APIRouter(prefix="/v1", tags=["analytics"], responses=ERRORS)
 
 StaffMember = Annotated[Staff, Depends(require_role())]
 Rt = Annotated[Runtime, Depends(runtime)]
+PERIOD_PATTERN = (
+    r"^(?:(?:19\d{2}|2\d{3})(?:-Q[1-4]|-(?:0[1-9]|1[0-2])(?:-(?:0[1-9]|[12]\d|3[01]))?)?"
+    r"|24h|7d|30d)$"
+)
+"""The periods :func:`services.analytics.stats.parse_period` reads (years 1900..2999)."""
 PeriodText = Annotated[
     str | None,
     Query(
         alias="period",
+        pattern=PERIOD_PATTERN,
         description="YYYY, YYYY-Qn or YYYY-MM (calendar, Europe/Amsterdam; default: this "
         "month); ops only: YYYY-MM-DD, 24h, 7d, 30d",
     ),
 ]
 Count = int | Literal["<5", "x"]
+ZORGSIGNAAL = "zorgsignaal"
 
 
 def exact_for(staff: Staff) -> bool:
@@ -76,6 +85,31 @@ def period_for(staff: Staff, text: str | None) -> stats.Period:
 def wijk_names() -> dict[str, str]:
     """Haarlem's wijken by code."""
     return dict(sorted({b.wijk_code: b.wijk_name for b in geo.buurten()}.items()))
+
+
+def _codes(*codes: str) -> dict[str, object]:
+    """An enum in the OpenAPI document: the codes a parameter accepts (the service checks)."""
+    return {"enum": list(codes)}
+
+
+WIJK_CODES = tuple(wijk_names())
+CATEGORY = Query(
+    description="A category code, or * for all",
+    json_schema_extra=_codes(ALL, stats.UNKNOWN, *taxonomy().category_codes),
+)
+CategoryCode = Annotated[str, CATEGORY]
+AreaCode = Annotated[
+    str,
+    Query(
+        description="* (the city), a wijk or a buurt code",
+        json_schema_extra=_codes(ALL, *WIJK_CODES, *(b.code for b in geo.buurten())),
+    ),
+]
+WijkQuery = Annotated[str | None, Query(json_schema_extra=_codes(*WIJK_CODES))]
+WijkPath = Annotated[str, PathParam(json_schema_extra=_codes(*WIJK_CODES))]
+NOT_A_WIJK: dict[int | str, dict[str, object]] = {
+    404: {"description": "Not a wijk of Haarlem", **PROBLEM}
+}
 
 
 def _check_area(code: str) -> str:
@@ -148,13 +182,24 @@ async def incidents_by_area(
     staff: StaffMember,
     period: PeriodText = None,
     level: Literal["wijk", "buurt"] = "wijk",
-    category: str = ALL,
+    category: CategoryCode = ALL,
 ) -> AreaCounts:
     """Incidents that happened in the period, per area, for one category or all (`*`)."""
+    return await area_counts(rt, staff, "incidents", period, level, _check_category(category))
+
+
+async def area_counts(
+    rt: Runtime,
+    staff: Staff,
+    family: str,
+    period: str | None,
+    level: Literal["wijk", "buurt"],
+    category: str,
+) -> AreaCounts:
+    """One cube family's counts per area, for one category or all (`*`)."""
     when = period_for(staff, period)
-    category = _check_category(category)
     async with rt.pool.acquire() as conn:
-        cube = await stats.cube(conn, "incidents", when, exact=exact_for(staff))
+        cube = await stats.cube(conn, family, when, exact=exact_for(staff))
     return AreaCounts(
         period=when.label,
         level=level,
@@ -162,6 +207,84 @@ async def incidents_by_area(
         exact=exact_for(staff),
         total=cube.shown(ALL, category, when.label),
         areas=area_rows(cube, level, category, when.label),
+    )
+
+
+@router.get(
+    "/zorgsignalen/areas", response_model=AreaCounts, summary="Zorgsignalen per wijk or buurt"
+)
+async def zorgsignalen_by_area(
+    rt: Rt,
+    staff: StaffMember,
+    period: PeriodText = None,
+    level: Literal["wijk", "buurt"] = "wijk",
+) -> AreaCounts:
+    """Prevention signals (care-relevant reports coming back to one spot) raised in the
+    period, per area; suppressed like every count."""
+    return await area_counts(rt, staff, "zorgsignalen", period, level, ZORGSIGNAAL)
+
+
+class HicMonth(BaseModel):
+    month: str
+    count: Count
+    year_before: Count
+    """The same month a year earlier."""
+    trend_percent: float | None
+    """Change against the year before; None when either count is hidden or zero before."""
+
+
+class HicArea(BaseModel):
+    code: str
+    name: str
+    months: list[HicMonth]
+
+
+class HicView(BaseModel):
+    """High impact crimes per wijk per month against the same month a year earlier."""
+
+    period: str
+    exact: bool
+    categories: list[str]
+    city: HicArea
+    wijken: list[HicArea]
+
+
+@router.get("/hic", response_model=HicView, summary="High impact crimes against a year before")
+async def high_impact_crimes(rt: Rt, staff: StaffMember, period: PeriodText = None) -> HicView:
+    """Incidents of the high impact crime categories (the taxonomy's ``hic``) that happened
+    in each month of a calendar period, per wijk and for the city, each against the same
+    month a year earlier; suppressed like every count."""
+    when = period_for(staff, period)
+    if not when.calendar_year:
+        raise Problem(422, "invalid-period", "Invalid period", "give YYYY, YYYY-Qn or YYYY-MM")
+    year_before = stats.parse_period(str(when.calendar_year - 1), bounded=False)
+    exact = exact_for(staff)
+    async with rt.pool.acquire() as conn:
+        cube = await stats.cube(conn, "hic", when, exact=exact)
+        earlier = await stats.cube(conn, "hic", year_before, exact=exact)
+
+    def area(code: str, name: str) -> HicArea:
+        months = []
+        for month in stats.months_in(when):
+            before = f"{when.calendar_year - 1}{month[4:]}"
+            months.append(
+                HicMonth(
+                    month=month,
+                    count=cube.shown(code, ALL, month),
+                    year_before=earlier.shown(code, ALL, before),
+                    trend_percent=_trend(
+                        cube.known(code, ALL, month), earlier.known(code, ALL, before)
+                    ),
+                )
+            )
+        return HicArea(code=code, name=name, months=months)
+
+    return HicView(
+        period=when.label,
+        exact=exact,
+        categories=list(stats.HIC_CATEGORIES),
+        city=area(ALL, "Haarlem"),
+        wijken=[area(code, name) for code, name in wijk_names().items()],
     )
 
 
@@ -194,7 +317,7 @@ def category_rows(cube: Cube, area: str, period: str) -> list[CategoryCount]:
     "/incidents/categories", response_model=CategoryCounts, summary="Incidents per category"
 )
 async def incidents_by_category(
-    rt: Rt, staff: StaffMember, period: PeriodText = None, area: str = ALL
+    rt: Rt, staff: StaffMember, period: PeriodText = None, area: AreaCode = ALL
 ) -> CategoryCounts:
     """Incidents that happened in the period in one area (city `*`, a wijk or a buurt)."""
     when = period_for(staff, period)
@@ -244,8 +367,8 @@ async def incidents_series(
     staff: StaffMember,
     period: PeriodText = None,
     step: Literal["month", "week", "day", "hour"] = "month",
-    area: str = ALL,
-    category: str = ALL,
+    area: AreaCode = ALL,
+    category: CategoryCode = ALL,
 ) -> Series:
     """Incidents per month of a calendar period (every role), or per local hour, day or ISO
     week of any period (ops only: finer buckets of small areas are mostly small counts)."""
@@ -311,8 +434,8 @@ async def response_times(
     rt: Rt,
     staff: StaffMember,
     period: PeriodText = None,
-    wijk: str | None = None,
-    category: str | None = None,
+    wijk: WijkQuery = None,
+    category: Annotated[str | None, CATEGORY] = None,
 ) -> ResponseTimes:
     """p50/p90/p99 in seconds for incidents received in the period (optionally one wijk or
     category). Outside ops, fewer than 5 incidents give no percentiles."""
@@ -564,6 +687,37 @@ class CategoryTrend(BaseModel):
     """Change against the previous period; None when either count is hidden or zero before."""
 
 
+class PlanPriority(BaseModel):
+    """How one priority of the wijk's safety plan is being handled."""
+
+    code: str
+    label: str
+    count: Count
+    """Incidents that happened in the report's period."""
+    previous: Count
+    """Incidents that happened in the previous period."""
+    acknowledge: Distribution
+    """Seconds from receipt to acknowledgement (p50 is the median), incidents received in
+    the period."""
+    handle: Distribution
+    """Seconds from receipt to resolution (p50 is the median), incidents received in the
+    period."""
+    open: Count
+    """Incidents of the category in the wijk that are open now."""
+
+
+class PlanSection(BaseModel):
+    """The wijk's safety plan (wijkveiligheidsplan) and its priorities."""
+
+    categories: list[str]
+    starts_on: date
+    ends_on: date | None
+    adopted_by: str
+    adopted_on: date
+    runs_today: bool
+    priorities: list[PlanPriority]
+
+
 class WijkReport(BaseModel):
     wijk: str
     name: str
@@ -575,6 +729,10 @@ class WijkReport(BaseModel):
     categories: list[CategoryTrend]
     top_buurten: list[AreaCount]
     response_times: ResponseTimes
+    plan: PlanSection | None
+    """None when the wijk has no safety plan."""
+    zorgsignalen: Count
+    """Prevention signals raised in the wijk in the period."""
 
 
 def _trend(now: int | None, before: int | None) -> float | None:
@@ -605,6 +763,9 @@ async def wijk_report(rt: Runtime, staff: Staff, wijk: str, period: str | None) 
         )
         for c in taxonomy().categories
     ]
+    async with rt.pool.acquire() as conn:
+        plan = await plan_section(conn, staff, wijk, when, cube, earlier)
+        signals = await stats.cube(conn, "zorgsignalen", when, exact=exact)
     buurten = [b for b in area_rows(cube, "buurt", ALL, when.label) if b.wijk == wijk]
     # Hidden counts sort last, by code: their order must not hint at their size.
     buurten.sort(key=lambda b: (-b.count, b.code) if isinstance(b.count, int) else (1, b.code))
@@ -619,6 +780,51 @@ async def wijk_report(rt: Runtime, staff: Staff, wijk: str, period: str | None) 
         categories=categories,
         top_buurten=[b for b in buurten if b.count != 0][:5],
         response_times=await response_times_for(rt, staff, when, wijk, None),
+        plan=plan,
+        zorgsignalen=signals.shown(wijk, ALL, when.label),
+    )
+
+
+async def plan_section(
+    conn: asyncpg.Connection,
+    staff: Staff,
+    wijk: str,
+    when: stats.Period,
+    cube: Cube,
+    earlier: Cube,
+) -> PlanSection | None:
+    """Per priority of the wijk's plan: incidents this period and the previous one (from the
+    report's cubes), median times to acknowledge and to handle, and the open ones now; every
+    number suppressed as the rest of the report is."""
+    plan = await plans.plan_of(conn, wijk)
+    if plan is None:
+        return None
+    exact = exact_for(staff)
+    opened = await stats.open_by_area(conn, exact=exact)
+    priorities = []
+    for code in plan.categories:
+        times = await stats.response_times(conn, when, wijk=wijk, category=code)
+        priorities.append(
+            PlanPriority(
+                code=code,
+                label=taxonomy().category(code).label_nl,
+                count=cube.shown(wijk, code, when.label),
+                previous=earlier.shown(wijk, code, when.previous().label),
+                acknowledge=Distribution(
+                    **stats.shown_distribution(times["acknowledgement"], exact=exact)
+                ),
+                handle=Distribution(**stats.shown_distribution(times["resolution"], exact=exact)),
+                open=opened.shown(wijk, code),
+            )
+        )
+    return PlanSection(
+        categories=list(plan.categories),
+        starts_on=plan.starts_on,
+        ends_on=plan.ends_on,
+        adopted_by=plan.adopted_by,
+        adopted_on=plan.adopted_on,
+        runs_today=plan.runs_on(datetime.now(AMSTERDAM).date()),
+        priorities=priorities,
     )
 
 
@@ -646,6 +852,12 @@ def report_csv(report: WijkReport) -> str:
         writer.writerow(["top_buurt", b.code, b.name, b.count])
     for name, d in report.response_times.seconds.items():
         writer.writerow(["response_time", name, f"n={d.n}", "", "", "", d.p50, d.p90, d.p99])
+    writer.writerow(["zorgsignalen", report.wijk, report.name, report.zorgsignalen])
+    for p in report.plan.priorities if report.plan else ():
+        writer.writerow(["plan_priority", p.code, p.label, p.count, p.previous])
+        for name, d in (("acknowledge", p.acknowledge), ("handle", p.handle)):
+            writer.writerow([f"plan_{name}", p.code, f"n={d.n}", "", "", "", d.p50, d.p90, d.p99])
+        writer.writerow(["plan_open", p.code, p.label, p.open])
     return out.getvalue()
 
 
@@ -653,10 +865,13 @@ def report_csv(report: WijkReport) -> str:
     "/reports/wijk/{wijk}.csv",
     summary="Wijk report as CSV",
     response_class=Response,
-    responses={200: {"content": {"text/csv": {}}, "description": "The report as CSV"}},
+    responses={
+        200: {"content": {"text/csv": {}}, "description": "The report as CSV"},
+        **NOT_A_WIJK,
+    },
 )
 async def wijk_report_csv(
-    wijk: str, rt: Rt, staff: StaffMember, period: PeriodText = None
+    wijk: WijkPath, rt: Rt, staff: StaffMember, period: PeriodText = None
 ) -> Response:
     report = await wijk_report(rt, staff, wijk, period)
     return Response(
@@ -669,9 +884,11 @@ async def wijk_report_csv(
 
 
 # After the .csv route: {wijk} would match 'WK039201.csv' too.
-@router.get("/reports/wijk/{wijk}", response_model=WijkReport, summary="Wijk report")
+@router.get(
+    "/reports/wijk/{wijk}", response_model=WijkReport, summary="Wijk report", responses=NOT_A_WIJK
+)
 async def wijk_report_json(
-    wijk: str, rt: Rt, staff: StaffMember, period: PeriodText = None
+    wijk: WijkPath, rt: Rt, staff: StaffMember, period: PeriodText = None
 ) -> WijkReport:
     """For a wijk safety plan: counts per category with the trend against the previous
     period, the top buurten and the response times. Also as CSV (`.csv`) and as a printable

@@ -1,5 +1,6 @@
 """Analytics' Kafka consumers: every event of ``incident-events`` and ``notification-events``,
-in batches, one transaction per batch (inbox claim and projection together)."""
+in batches, one transaction per batch (inbox claim and projection together); and the
+``safety-plans`` topic (``plans``)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from faststream.kafka import KafkaRouter
 
 from schemas.events import Event
 from schemas.topics import INCIDENT_EVENTS, NOTIFICATION_EVENTS
+from services.analytics import plans
 from services.analytics.projection import HANDLED, apply
 from services.common.consumer import Incoming, Rejected, batch_consumer, event_parser
 from services.common.runtime import Runtime
@@ -36,4 +38,5 @@ def build_consumers(rt: Runtime) -> KafkaRouter:
             handle=handle,
             max_records=MAX_RECORDS,
         )
+    plans.subscribe(router, rt)
     return router

@@ -28,7 +28,7 @@ from services.common.topics import connect_admin
 log = logging.getLogger(__name__)
 
 MONITOR = "kafka_monitor"  # its key in Runtime.extras
-HISTORY = 150  # samples of throughput kept for the sparkline (5 minutes at 2 s)
+HISTORY = 60  # samples of throughput kept for the sparkline (5 minutes at 5 s)
 
 
 CONSUMER_LAG = Gauge(
@@ -62,9 +62,15 @@ class KafkaSnapshot:
 
 
 class KafkaMonitor:
-    def __init__(self, settings: Settings, every: float = 2.0) -> None:
+    def __init__(
+        self, settings: Settings, every: float = 5.0, partitions_every: float = 60.0
+    ) -> None:
         self.settings = settings
         self.every = every
+        # Which partitions the topics have rarely changes; describing every topic on each
+        # sample cost analytics more CPU (decoding the answers) than its whole projection.
+        self.partitions_every = partitions_every
+        self._partitions: tuple[float, list[TopicPartition]] = (0.0, [])
         self.latest = KafkaSnapshot()
         self.history: deque[tuple[float, dict[str, float]]] = deque(maxlen=HISTORY)
         self._group_prefix = f"{settings.consumer_group_prefix}."
@@ -101,7 +107,10 @@ class KafkaMonitor:
     async def _sample(
         self, admin: AIOKafkaAdminClient, consumer: AIOKafkaConsumer
     ) -> KafkaSnapshot:
-        partitions = await topic_partitions(admin, list(self._topics))
+        described, partitions = self._partitions
+        if time.monotonic() - described > self.partitions_every or not partitions:
+            partitions = await topic_partitions(admin, list(self._topics))
+            self._partitions = (time.monotonic(), partitions)
         ends: dict[TopicPartition, int] = await consumer.end_offsets(partitions)
         messages = dict.fromkeys(self._topics.values(), 0)
         for tp, end in ends.items():

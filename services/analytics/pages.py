@@ -255,6 +255,7 @@ async def report_page(
         for name, d in report.response_times.seconds.items()
     )
     csv_link = f"/v1/reports/wijk/{report.wijk}.csv?period={report.period}"
+    plan = _plan_html(report)
     note = (
         "Exacte aantallen (rol ops): niet buiten de organisatie verspreiden."
         if report.exact
@@ -280,5 +281,27 @@ async def report_page(
 <h2>Reactietijden (vanaf ontvangst)</h2>
 <table><thead><tr><th>tot</th><th>n</th><th>p50</th><th>p90</th><th>p99</th></tr></thead>
 <tbody>{times}</tbody></table>
+{plan}
 </article>"""
     return _page(f"Wijkrapport {report.name} {report.period}", body)
+
+
+def _plan_html(report: api.WijkReport) -> str:
+    """The wijkveiligheidsplan's priorities: are they being handled?"""
+    plan = report.plan
+    if plan is None:
+        return "<h2>Wijkveiligheidsplan</h2><p>Deze wijk heeft geen wijkveiligheidsplan.</p>"
+    rows = "".join(
+        f"<tr><td>{_cell(p.label)}</td><td class=n>{_cell(p.count)}</td>"
+        f"<td class=n>{_cell(p.previous)}</td><td class=n>{_duration(p.acknowledge.p50)}</td>"
+        f"<td class=n>{_duration(p.handle.p50)}</td><td class=n>{_cell(p.open)}</td></tr>"
+        for p in plan.priorities
+    )
+    period = f"{plan.starts_on} tot en met {plan.ends_on or 'nader order'}"
+    return f"""<h2>Wijkveiligheidsplan</h2>
+<p class="meta">Vastgesteld door {_cell(plan.adopted_by)} op {_cell(str(plan.adopted_on))};
+ loopt {_cell(period)}{"" if plan.runs_today else " (loopt nu niet)"}.</p>
+<table><thead><tr><th>prioriteit</th><th>{_cell(report.period)}</th>
+<th>{_cell(report.previous_period)}</th><th>mediaan tot bevestiging</th>
+<th>mediaan tot afhandeling</th><th>nu open</th></tr></thead>
+<tbody>{rows}</tbody></table>"""

@@ -29,8 +29,10 @@ from schemas import geo
 from schemas.events import (
     CE_TYPE_PREFIX,
     REGISTRY,
+    AboutIncident,
     Event,
     IncidentAcknowledged,
+    IncidentAssigned,
     IncidentMerged,
     IncidentPriorityChanged,
     IncidentReclassified,
@@ -39,6 +41,7 @@ from schemas.events import (
     IncidentStatusChanged,
     IncidentTriaged,
     IncidentWithdrawalRequested,
+    IncidentZorgsignaalRaised,
     NotificationAcknowledged,
     NotificationDelivered,
     NotificationDispatched,
@@ -47,8 +50,10 @@ from schemas.events import (
 )
 from services.common.outbox import claim
 
-HANDLED: tuple[type[Event], ...] = tuple(REGISTRY.values())
-"""Analytics counts every event of the platform."""
+HANDLED: tuple[type[Event], ...] = tuple(
+    cls for cls in REGISTRY.values() if issubclass(cls, AboutIncident)
+)
+"""Analytics counts every event about an incident (safety plans: ``plans``)."""
 
 
 class EventRow(NamedTuple):
@@ -144,8 +149,14 @@ def _details(event: Event) -> dict[str, object]:
             return {"status": "acknowledged", "recipient": event.recipient}
         case IncidentResolved():
             return {"status": "resolved", "outcome": event.outcome}
+        case IncidentZorgsignaalRaised():
+            wijk, buurt = haarlem_area(event.buurt_code, event.wijk_code)
+            return {"wijk": wijk, "buurt": buurt}
         case IncidentWithdrawalRequested():
             # A request only: the status changes when triage cancels (status-changed).
+            return {}
+        case IncidentAssigned():
+            # Who on the night shift owns it is the console's business: no staff names here.
             return {}
         case NotificationFailed():
             return {

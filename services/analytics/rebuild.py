@@ -8,7 +8,8 @@
    same fact query as the live consumers, so rebuilt == live.
 3. The swap, in one transaction: lock the live inbox (the live consumers wait; the dashboard
    keeps reading), take the end offsets again and apply the tail that arrived meanwhile as the
-   live consumers do, then rename ``analytics`` away, rename the staging schema to
+   live consumers do, carry the safety plans over (they come from their own topic, which the
+   rebuild does not replay), then rename ``analytics`` away, rename the staging schema to
    ``analytics`` and drop the old one. A batch the live consumer was holding is in the tail
    already; once it proceeds, its inbox claim finds the events in the new tables and changes
    nothing. The live consumers then go on from their committed offsets, into the new tables.
@@ -236,6 +237,9 @@ async def rebuild(
             await replay.apply(await consumer.end_offsets(partitions))
             events = await staging.fetchval("SELECT count(*) FROM events")
             if has_live:
+                await live.execute(
+                    f"INSERT INTO {STAGING}.safety_plans SELECT * FROM {LIVE}.safety_plans"  # noqa: S608
+                )
                 await live.execute(f"ALTER SCHEMA {LIVE} RENAME TO {RETIRED}")
             await live.execute(f"ALTER SCHEMA {STAGING} RENAME TO {LIVE}")
             if has_live:

@@ -22,6 +22,7 @@ from typing import Any
 
 import asyncpg
 
+from schemas.taxonomy import taxonomy
 from schemas.timeutil import AMSTERDAM
 from services.analytics.suppression import ALL, Cube, Dimension, Key, Shown, flat
 
@@ -56,11 +57,13 @@ class Period:
             span = self.end - self.start
             return Period(f"previous {self.label}", self.start - span, self.start, None)
         year, quarter, month = _parts(self.label)
+        # Unbounded (here and in _time): the year before the first a client may ask for
+        # (1900) is still a period.
         if month:
-            return parse_period(f"{year - (month == 1)}-{(month - 2) % 12 + 1:02d}")
+            return parse_period(f"{year - (month == 1)}-{(month - 2) % 12 + 1:02d}", bounded=False)
         if quarter:
-            return parse_period(f"{year - (quarter == 1)}-Q{(quarter - 2) % 4 + 1}")
-        return parse_period(str(year - 1))
+            return parse_period(f"{year - (quarter == 1)}-Q{(quarter - 2) % 4 + 1}", bounded=False)
+        return parse_period(str(year - 1), bounded=False)
 
 
 def _parts(label: str) -> tuple[int, int | None, int | None]:
@@ -76,9 +79,10 @@ def _local(year: int, month: int, day: int = 1) -> datetime:
 FIRST_YEAR, LAST_YEAR = 1900, 2999  # beyond them the calendar arithmetic overflows
 
 
-def parse_period(text: str, now: datetime | None = None) -> Period:
+def parse_period(text: str, now: datetime | None = None, *, bounded: bool = True) -> Period:
     """``2025`` | ``2025-Q1`` | ``2025-03`` (calendar, local time), ``2025-03-28`` (a day),
-    or ``24h`` | ``7d`` | ``30d`` (ending now)."""
+    or ``24h`` | ``7d`` | ``30d`` (ending now). ``bounded``: the year within
+    FIRST_YEAR..LAST_YEAR, as asked of a client."""
     if text in WINDOWS:
         end = now or datetime.now(UTC)
         return Period(text, end - WINDOWS[text], end, None)
@@ -96,7 +100,7 @@ def parse_period(text: str, now: datetime | None = None) -> Period:
             f"{text!r} is not a period: YYYY, YYYY-Qn, YYYY-MM, YYYY-MM-DD, 24h, 7d or 30d"
         )
     year, quarter, month = _parts(text)
-    if not FIRST_YEAR <= year <= LAST_YEAR:
+    if bounded and not FIRST_YEAR <= year <= LAST_YEAR:
         raise PeriodError(f"{text!r}: the year must be within {FIRST_YEAR}..{LAST_YEAR}")
     if month:
         first, months = month, 1
@@ -145,7 +149,7 @@ WINDOW = Dimension("period", lambda _label: None)
 def _time(period: Period) -> tuple[datetime, datetime, Dimension]:
     if period.calendar_year is None:
         return period.start, period.end, WINDOW
-    year = parse_period(str(period.calendar_year))
+    year = parse_period(str(period.calendar_year), bounded=False)
     return year.start, year.end, CALENDAR
 
 
@@ -204,6 +208,25 @@ FROM events
 WHERE type = 'incident.merged' AND occurred_at >= $1 AND occurred_at < $2
 GROUP BY 1
 """
+# High impact crimes (the taxonomy's hic categories) by area, one constant category: the
+# programme's yardstick, compared month by month with the year before.
+HIC_CATEGORIES = tuple(c.code for c in taxonomy().categories if c.hic)
+if not all(re.fullmatch(r"[a-z0-9.-]+", code) for code in HIC_CATEGORIES):
+    raise ValueError(f"hic category codes are written into SQL: {HIC_CATEGORIES}")
+_HIC = f"""
+SELECT coalesce(buurt, wijk || ':?', '?'), 'hic', {{bucket}}, count(*)
+FROM incident_facts
+WHERE merged_into IS NULL AND category IN ({", ".join(f"'{c}'" for c in HIC_CATEGORIES)})
+  AND occurred_at >= $1 AND occurred_at < $2
+GROUP BY 1, 2, 3
+"""  # noqa: S608 (taxonomy codes, checked above)
+# Prevention signals raised, by area (one constant category, so the incidents' views fit).
+_ZORGSIGNALEN = """
+SELECT coalesce(buurt, wijk || ':?', '?'), 'zorgsignaal', {bucket}, count(*)
+FROM events
+WHERE type = 'incident.zorgsignaal-raised' AND occurred_at >= $1 AND occurred_at < $2
+GROUP BY 1, 2, 3
+"""
 # Open: not resolved, cancelled or merged. An open incident past its deadline is breached
 # now; a closed one was breached if it closed (or was acknowledged) after the deadline.
 _OPEN = "status NOT IN ('resolved', 'cancelled', 'merged')"
@@ -227,6 +250,8 @@ FAMILIES: dict[str, tuple[str, tuple[Dimension, ...]]] = {
     "partners": (_PARTNERS, (flat("partner"),)),
     "duplicates": (_DUPLICATES, ()),
     "sla": (_SLA, (KIND, PRIORITY)),
+    "zorgsignalen": (_ZORGSIGNALEN, (AREA, CATEGORY)),
+    "hic": (_HIC, (AREA, CATEGORY)),
 }
 BACKLOG = (PRIORITY, flat("status"))
 AT_RISK = (KIND, PRIORITY)
@@ -257,16 +282,34 @@ GROUP BY 1, 2
 """  # noqa: S608 (constant fragments)
 
 
+# Open incidents by area and category: what a wijk's plan priorities still have open.
+_OPEN_BY_AREA = f"""
+SELECT coalesce(buurt, wijk || ':?', '?'), coalesce(category, '?'), count(*)
+FROM incident_facts WHERE {_OPEN} AND merged_into IS NULL
+GROUP BY 1, 2
+"""  # noqa: S608 (constant fragments)
+
+
+async def _snapshot(
+    conn: asyncpg.Connection, sql: str, dimensions: tuple[Dimension, ...], *, exact: bool
+) -> Cube:
+    rows = await conn.fetch(sql)
+    return _built(frozenset(((r[0], r[1]), r[2]) for r in rows), dimensions, exact)
+
+
 async def backlog(conn: asyncpg.Connection, *, exact: bool) -> Cube:
     """Open incidents by priority and status, now."""
-    rows = await conn.fetch(_BACKLOG)
-    return _built(frozenset(((r[0], r[1]), r[2]) for r in rows), BACKLOG, exact)
+    return await _snapshot(conn, _BACKLOG, BACKLOG, exact=exact)
 
 
 async def at_risk(conn: asyncpg.Connection, *, exact: bool) -> Cube:
     """Open incidents close to their acknowledge or handle deadline, by priority, now."""
-    rows = await conn.fetch(_AT_RISK)
-    return _built(frozenset(((r[0], r[1]), r[2]) for r in rows), AT_RISK, exact)
+    return await _snapshot(conn, _AT_RISK, AT_RISK, exact=exact)
+
+
+async def open_by_area(conn: asyncpg.Connection, *, exact: bool) -> Cube:
+    """Open incidents by area (buurt, wijk, city) and category, now."""
+    return await _snapshot(conn, _OPEN_BY_AREA, (AREA, CATEGORY), exact=exact)
 
 
 # --- response times -------------------------------------------------------------------------

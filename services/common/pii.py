@@ -8,7 +8,10 @@ period makes what it sealed unreadable everywhere at once (crypto-shredding), wh
 personal data is purged from an append-only event log.
 
 Keys come from ``PII_KEYS`` (comma-separated, newest first) or the key file
-``PII_KEY_FILE``; for a local run a key file is created on first use. Keys are never logged.
+``PII_KEY_FILE``; only in local development (``LOCAL_DEVELOPMENT``) is a key file created on
+first use. Anywhere else a host without keys would seal with a key of its own that no other
+host can open: the services that handle personal data refuse to start instead
+(:func:`require_keys`). Keys are never logged.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from functools import lru_cache
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+
+from services.common.settings import get_settings
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +39,12 @@ def _load_keys() -> list[bytes]:
     if env:
         return [k.strip().encode() for k in env.split(",") if k.strip()]
     path = Path(os.environ.get("PII_KEY_FILE", str(DEFAULT_KEY_FILE)))
+    if not path.exists() and not get_settings().local_development:
+        raise SealError(
+            f"no PII key: set PII_KEYS (Fernet keys, comma-separated, newest first) or "
+            f"PII_KEY_FILE (now {path}, which does not exist); every host needs the same keys. "
+            "Only local development (LOCAL_DEVELOPMENT=true) makes a key of its own"
+        )
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -49,6 +60,11 @@ def _box() -> MultiFernet:
     if not keys:
         raise SealError("no PII key configured (PII_KEYS or PII_KEY_FILE)")
     return MultiFernet([Fernet(k) for k in keys])
+
+
+def require_keys() -> None:
+    """Load the keys now: :class:`SealError` says what is missing (at a service's start)."""
+    _box()
 
 
 def seal(plaintext: str) -> str:

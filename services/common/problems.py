@@ -8,6 +8,7 @@ problem, the field written as a dotted path into the request (``location.lat``,
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -17,8 +18,10 @@ from aiokafka.errors import KafkaError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from services.common.faults import describe, is_transient
 
@@ -130,8 +133,58 @@ _SLUGS = {
 }
 
 
+def allowed_methods(request: Request) -> str:
+    """Every method some route serves at the request's path. Starlette answers a 405 from
+    the first route whose path matched, naming only its methods, while GET and POST on one
+    path are two routes."""
+    methods: set[str] = set()
+    for route in iter_route_contexts(request.app.router.routes):
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            methods |= route.methods or set()
+    return ", ".join(sorted(methods))
+
+
+def _problem_entry(description: str) -> dict[str, Any]:
+    schema = {"$ref": "#/components/schemas/ProblemDetails"}
+    return {"description": description, "content": {PROBLEM_JSON: {"schema": schema}}}
+
+
+def document_problems(document: dict[str, Any]) -> dict[str, Any]:
+    """Make an OpenAPI document say what :func:`install` answers: an invalid request is a 422
+    with problem details (not FastAPI's ``HTTPValidationError`` as JSON), a body that cannot
+    be parsed a 400, and any operation may answer 503 while PostgreSQL or Kafka is away."""
+    for path_item in document.get("paths", {}).values():
+        for operation in path_item.values():
+            responses = operation["responses"]
+            if "422" in responses:
+                responses["422"] = _problem_entry("Invalid input: which field and why")
+            if "requestBody" in operation:
+                responses.setdefault("400", _problem_entry("The body cannot be parsed"))
+            responses.setdefault(
+                "503",
+                _problem_entry("A backing service is unavailable: retry after Retry-After"),
+            )
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    details = ProblemDetails.model_json_schema(ref_template="#/components/schemas/{model}")
+    schemas.update(details.pop("$defs", {}))
+    schemas["ProblemDetails"] = details
+    for unused in ("HTTPValidationError", "ValidationError"):  # the first refers to the second
+        if f'"#/components/schemas/{unused}"' not in json.dumps(document):
+            schemas.pop(unused, None)
+    return document
+
+
 def install(app: FastAPI) -> None:
-    """Answer every error of ``app`` as problem details."""
+    """Answer every error of ``app`` as problem details, and document it so."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_problems(generate())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
     async def on_problem(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, Problem)
@@ -145,7 +198,10 @@ def install(app: FastAPI) -> None:
         assert isinstance(exc, StarletteHTTPException)
         slug, title = _SLUGS.get(exc.status_code, ("error", "Error"))
         detail = exc.detail if isinstance(exc.detail, str) else None
-        problem = Problem(exc.status_code, slug, title, detail, headers=exc.headers)
+        headers = exc.headers
+        if exc.status_code == 405:
+            headers = {**(headers or {}), "Allow": allowed_methods(request)}
+        problem = Problem(exc.status_code, slug, title, detail, headers=headers)
         return problem_response(problem, request.url.path)
 
     async def on_infrastructure(request: Request, exc: Exception) -> JSONResponse:

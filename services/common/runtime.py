@@ -27,8 +27,9 @@ class Runtime:
     extras: dict[str, Any] = field(default_factory=dict)
 
 
-def runtime(request: Request) -> Runtime:
-    """FastAPI dependency: the running service's runtime (503 until it is started)."""
+async def runtime(request: Request) -> Runtime:
+    """FastAPI dependency: the running service's runtime (503 until it is started). A
+    coroutine, so that FastAPI does not hand every request to a worker thread for it."""
     found = request.app.state.service.get("runtime")
     if not isinstance(found, Runtime):
         raise HTTPException(status_code=503, detail="service is starting")

@@ -1,7 +1,12 @@
-"""How a service process runs: one FastAPI app (health, metrics, the service's own routes)
-served by uvicorn, whose lifespan opens PostgreSQL (migrations applied), ensures the
-topics, starts the Kafka subscribers and the service's background tasks, and on SIGTERM
-stops taking messages, lets in-flight ones finish (offsets committed), then closes.
+"""How a service process runs: one FastAPI app (health, the service's own routes) served by
+uvicorn, whose lifespan opens PostgreSQL (migrations applied), ensures the topics, starts the
+Kafka subscribers and the service's background tasks, and on SIGTERM stops taking messages,
+lets in-flight ones finish (offsets committed), then closes.
+
+``/metrics`` is not on the app's port: its exact per-partner counters are for the scraper,
+so it is served on a port of its own bound to ``METRICS_HOST`` (loopback by default). The
+API documentation (``/docs``, ``/redoc``, ``/openapi.json``) is served only in local
+development; partners get the committed documents (``schemas/openapi/``).
 """
 
 from __future__ import annotations
@@ -9,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,9 +24,9 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from faststream.kafka import KafkaRouter
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from prometheus_client import start_http_server
 
-from services.common import problems
+from services.common import pii, problems
 from services.common.db import create_pool
 from services.common.http import BodySizeLimit
 from services.common.kafka import make_broker
@@ -54,6 +60,8 @@ class ServiceSpec:
     max_body_bytes: int = 1_048_576
     # Services with staff APIs share the staff accounts schema (services/common/staff.py).
     staff: bool = False
+    # Services that seal or open personal data do not start without the PII keys.
+    personal_data: bool = False
     # Exception handlers beyond problem details (e.g. Open311's own error format).
     exception_handlers: dict[
         type[Exception], Callable[[Request, Exception], Awaitable[Response]]
@@ -63,6 +71,8 @@ class ServiceSpec:
 @dataclass
 class ServiceParts:
     kafka: KafkaRouter | None = None
+    # Awaited before the broker starts: state the consumers need from their first message.
+    before_start: list[Callable[[Runtime], Awaitable[None]]] = field(default_factory=list)
     background: list[Background] = field(default_factory=list)
     # Work a loop owes, whose age beyond a threshold makes the service not ready.
     lag_checks: list[LagCheck] = field(default_factory=list)
@@ -86,6 +96,8 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
         await apply_topics(settings)
         runtime = Runtime(settings=settings, pool=pool, broker=broker, health=Health(spec.name))
         parts = spec.build(runtime) if spec.build else ServiceParts()
+        for step in parts.before_start:
+            await step(runtime)
         if parts.kafka is not None:
             broker.include_router(parts.kafka)
         await broker.start()
@@ -114,7 +126,15 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
                 tracer_provider.shutdown()
             log.info("stopped")
 
-    app = FastAPI(title=spec.title, description=spec.description, lifespan=lifespan)
+    docs = settings.local_development
+    app = FastAPI(
+        title=spec.title,
+        description=spec.description,
+        lifespan=lifespan,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
+    )
     app.state.service = state
     problems.install(app)
     for exc_type, handler in spec.exception_handlers.items():
@@ -122,7 +142,7 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimit, max_bytes=spec.max_body_bytes)
     if tracer_provider is not None:
         FastAPIInstrumentor.instrument_app(
-            app, tracer_provider=tracer_provider, excluded_urls="health/.*,metrics"
+            app, tracer_provider=tracer_provider, excluded_urls="health/.*"
         )
     for router in spec.http:
         app.include_router(router)
@@ -135,6 +155,12 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
         "/health/ready",
         tags=["operations"],
         summary="Broker and database reachable, background loops alive, no work stuck",
+        responses={
+            503: {
+                "description": "Not ready: the body says which check failed",
+                "content": {"application/json": {}},
+            }
+        },
     )
     async def ready() -> JSONResponse:
         checks: dict[str, bool] = {
@@ -162,10 +188,6 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
             status_code=200 if ok else 503,
         )
 
-    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
-    async def metrics() -> Response:
-        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
-
     return app
 
 
@@ -173,6 +195,11 @@ def run(spec: ServiceSpec) -> None:
     """Entry point of ``python -m services.<name>``."""
     settings = get_settings()
     setup_logging(spec.name, settings.log_level, settings.log_format)
+    if spec.personal_data:
+        try:
+            pii.require_keys()
+        except pii.SealError as exc:
+            sys.exit(f"{spec.name} does not start: {exc}")
     app = create_app(spec, settings)
     config = uvicorn.Config(
         app,
@@ -182,5 +209,9 @@ def run(spec: ServiceSpec) -> None:
         lifespan="on",
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
     )
-    # uvicorn turns SIGTERM/SIGINT into a graceful shutdown, which runs the lifespan exit.
-    uvicorn.Server(config).run()
+    metrics, _ = start_http_server(settings.metrics_port_of(spec.name), settings.metrics_host)
+    try:
+        # uvicorn turns SIGTERM/SIGINT into a graceful shutdown, which runs the lifespan exit.
+        uvicorn.Server(config).run()
+    finally:
+        metrics.shutdown()

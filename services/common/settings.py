@@ -12,6 +12,14 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+
+def comma_separated(value: object) -> object:
+    """A before-validator for a list setting: ``"a, b"`` from the environment is (a, b)."""
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return value
+
+
 ServiceName = Literal["intake", "triage", "notify", "analytics"]
 SERVICES: tuple[ServiceName, ...] = ("intake", "triage", "notify", "analytics")
 
@@ -48,11 +56,37 @@ class Settings(BaseSettings):
         description="Longest wait between tries while PostgreSQL or Kafka is unavailable.",
     )
 
+    local_development: bool = Field(
+        False,
+        description="A developer's machine (`make run`, tests, bench, chaos): notify may send "
+        "webhooks over plain http to loopback, /docs is served, a missing PII key is made. "
+        "Off everywhere else.",
+    )
+
     http_host: str = Field("127.0.0.1", description="Interface the HTTP endpoints bind to.")
     intake_port: int = 8081
     triage_port: int = 8082
     notify_port: int = 8083
     analytics_port: int = 8084
+    metrics_host: str = Field(
+        "127.0.0.1",
+        description="Interface /metrics binds to, on a port of its own: loopback, unless a "
+        "scraper elsewhere must reach it (a container: all interfaces, the port in no Service).",
+    )
+    intake_metrics_port: int = 9181
+    triage_metrics_port: int = 9182
+    notify_metrics_port: int = 9183
+    analytics_metrics_port: int = 9184
+
+    console_idle_minutes: float = Field(
+        30.0, gt=0, description="A console session unused this long is over (sign in again)."
+    )
+    console_session_hours: float = Field(
+        12.0, gt=0, description="A console session ends this long after sign-in, however used."
+    )
+    console_link_minutes: float = Field(
+        10.0, gt=0, description="How long a one-time console sign-in link may be used."
+    )
 
     log_level: str = Field("INFO", description="Python log level of the services.")
     log_format: Literal["json", "text"] = Field("json", description="Log line format.")
@@ -68,6 +102,9 @@ class Settings(BaseSettings):
 
     def port_of(self, service: ServiceName) -> int:
         return int(getattr(self, f"{service}_port"))
+
+    def metrics_port_of(self, service: ServiceName) -> int:
+        return int(getattr(self, f"{service}_metrics_port"))
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"

@@ -9,7 +9,9 @@ The accounts live in their own schema ``staff`` (migrations in ``staff_migration
 by the services that serve staff; :func:`add_staff` creates it on first use.
 
 HTTP: ``Authorization: Bearer <token>``, or for a browser the cookie :data:`STAFF_COOKIE`
-(a page may set it once from a ``?token=`` link; EventSource cannot send headers).
+(a page may set it once from a ``?token=`` link; EventSource cannot send headers), or the
+triage console's server-side session (services/common/sessions.py). A request authenticated by
+a cookie that changes state must carry the site's own ``Origin``.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Literal, get_args
 
@@ -24,7 +27,7 @@ import asyncpg
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from services.common import tokens
+from services.common import sessions, tokens
 from services.common.migrations import load_migrations, migrate
 from services.common.problems import Problem
 from services.common.runtime import Runtime, runtime
@@ -78,6 +81,58 @@ async def add_staff(conn: asyncpg.Connection, username: str, role: Role) -> str:
     return issued.token
 
 
+@dataclass(frozen=True, slots=True)
+class Account:
+    username: str
+    role: Role
+    created_at: datetime
+    disabled_at: datetime | None
+    open_sessions: int
+
+
+async def disable_staff(conn: asyncpg.Connection, username: str) -> None:
+    """Disable an account: its token and every open session stop working at once."""
+    await ensure_schema(conn)
+    done = await conn.fetchval(
+        "UPDATE staff.staff SET disabled_at = coalesce(disabled_at, now()) "
+        "WHERE username = $1 RETURNING username",
+        username,
+    )
+    if done is None:
+        raise StaffError(f"no staff member {username!r}")
+
+
+async def rotate_staff(conn: asyncpg.Connection, username: str) -> str:
+    """Give an account a new token (shown once); the old one and every session and sign-in
+    link made with it stop working at once."""
+    await ensure_schema(conn)
+    issued = tokens.issue(TOKEN_PREFIX)
+    done = await conn.fetchval(
+        "UPDATE staff.staff SET token_id = $2, token_hash = $3 WHERE username = $1 "
+        "RETURNING username",
+        username,
+        issued.token_id,
+        issued.digest,
+    )
+    if done is None:
+        raise StaffError(f"no staff member {username!r}")
+    return issued.token
+
+
+async def list_staff(conn: asyncpg.Connection) -> list[Account]:
+    """Every account with its number of open sessions (made with its current token)."""
+    await ensure_schema(conn)
+    rows = await conn.fetch(
+        "SELECT st.username, st.role, st.created_at, st.disabled_at, count(s.id_hash) AS n "
+        "FROM staff.staff st LEFT JOIN staff.sessions s ON s.username = st.username "
+        "AND s.token_id = st.token_id AND s.ended_at IS NULL AND st.disabled_at IS NULL "
+        "GROUP BY st.username ORDER BY st.username"
+    )
+    return [
+        Account(r["username"], r["role"], r["created_at"], r["disabled_at"], r["n"]) for r in rows
+    ]
+
+
 async def authenticate_staff(pool: asyncpg.Pool | asyncpg.Connection, token: str) -> Staff | None:
     """The active staff member owning ``token``, or None (unknown, malformed or disabled)."""
     parsed = tokens.parse(TOKEN_PREFIX, token)
@@ -117,7 +172,13 @@ def require_role(*roles: Role) -> Callable[..., Awaitable[Staff]]:
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     ) -> Staff:
         token = credentials.credentials if credentials else request.cookies.get(STAFF_COOKIE)
+        session_id = None if token else request.cookies.get(sessions.SESSION_COOKIE)
         staff = await authenticate_staff(rt.pool, token) if token else None
+        if session_id:
+            user = await sessions.session_user(
+                rt.pool, session_id, sessions.SessionPolicy.of(rt.settings), datetime.now(UTC)
+            )
+            staff = Staff(user.username, user.role) if user else None  # type: ignore[arg-type]
         if staff is None:
             raise Problem(
                 401,
@@ -127,6 +188,9 @@ def require_role(*roles: Role) -> Callable[..., Awaitable[Staff]]:
                 "`veilig staff add USER --role ROLE`",
                 headers={"WWW-Authenticate": "Bearer"},
             )
+        # A browser sends cookies with requests other sites make it send; Origin tells.
+        if credentials is None:
+            sessions.refuse_cross_site(request)
         if staff.role not in allowed:
             raise Problem(
                 403, "forbidden", "Not allowed", f"this needs the role {' or '.join(allowed)}"

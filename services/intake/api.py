@@ -18,6 +18,7 @@ from services.common.problems import PROBLEM, FieldError, Problem, field_errors
 from services.common.runtime import Runtime, runtime
 from services.intake.feedback import (
     AHEAD,
+    CURSOR_PATTERN,
     MAX_CURSOR,
     MAX_PAGE,
     BadCursor,
@@ -247,7 +248,7 @@ async def list_incidents(
         Query(
             min_length=1,
             max_length=MAX_CURSOR,
-            pattern=r"^[A-Za-z0-9_-]+$",
+            pattern=CURSOR_PATTERN,
             description="`next_cursor` of the previous page.",
         ),
     ] = None,
@@ -287,7 +288,7 @@ async def list_incidents(
 
 
 @router.post(
-    "/incidents/{incident_id}:withdraw",
+    "/incidents/{incident_id:uuid}:withdraw",
     status_code=202,
     response_model=Withdrawal,
     summary="Withdraw one's own report, with a reason",
@@ -338,7 +339,7 @@ async def withdraw_incident(
 
 
 @router.get(
-    "/incidents/{incident_id}",
+    "/incidents/{incident_id:uuid}",
     response_model=IncidentStatus,
     name="get_incident",
     summary="Status and public history of one's own report",

@@ -1,4 +1,5 @@
-"""`veilig partners …` and `veilig keys …`: partner systems and their API keys.
+"""`veilig partners …` and `veilig keys …`: partner systems, their status callbacks and their
+API keys.
 
 A key is printed once, when it is made; the database keeps only its hash.
 """
@@ -16,6 +17,8 @@ from rich.console import Console
 from rich.table import Table
 
 from services.common.db import run_in_schema
+from services.common.settings import get_settings
+from services.intake import callbacks
 from services.intake import partners as store
 
 R = TypeVar("R")
@@ -28,7 +31,9 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def _with_db(action: Callable[[asyncpg.Connection], Awaitable[R]]) -> R:
-    return run_in_schema("intake", MIGRATIONS, action, user_errors=(store.PartnerError,))
+    return run_in_schema(
+        "intake", MIGRATIONS, action, user_errors=(store.PartnerError, callbacks.CallbackError)
+    )
 
 
 @partners_app.command("add")
@@ -65,6 +70,21 @@ def list_partners() -> None:
     for p in _with_db(store.list_partners):
         table.add_row(p.code, p.name, p.kind, " ".join(p.scopes), str(p.rate_per_minute))
     console.print(table)
+
+
+@partners_app.command("callback")
+def callback(
+    code: Annotated[str, typer.Argument(help="Partner code.")],
+    url: Annotated[str, typer.Option(help="Where to POST (https; plain http only to loopback).")],
+    secret: Annotated[
+        list[str], typer.Option(help="whsec_… signing secret, repeatable (rotation).")
+    ],
+) -> None:
+    """Tell a partner what happens to its reports (triaged, acknowledged, resolved, merged):
+    signed Standard Webhooks messages with its own report's public status and note only."""
+    settings = get_settings()
+    _with_db(lambda conn: callbacks.set_callback(conn, settings, code, url, secret))
+    console.print(f"partner [bold]{code}[/bold]: status callbacks to {url}")
 
 
 @keys_app.command("issue")

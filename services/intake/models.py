@@ -74,7 +74,8 @@ class IncidentPage(BaseModel):
 class WithdrawalRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    reason: Annotated[str, StringConstraints(min_length=1, max_length=1000)] = Field(
+    # \S: something besides white space, which is stripped (the document says so too).
+    reason: Annotated[str, StringConstraints(min_length=1, max_length=1000, pattern=r"\S")] = Field(
         description="Why the report is withdrawn (told to the responders who saw it).",
         examples=["Per ongeluk dubbel gemeld"],
     )

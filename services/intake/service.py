@@ -9,7 +9,7 @@ from fastapi import Request, Response
 from services.common.runtime import Runtime
 from services.common.service import ServiceParts, ServiceSpec
 from services.common.supervision import Background
-from services.intake import api, open311
+from services.intake import api, callbacks, open311
 from services.intake.handlers import build_consumers
 from services.intake.intake import GROUP_COMMIT, single_reports
 from services.intake.partners import KEYS, KeyCache
@@ -24,7 +24,11 @@ def _build(rt: Runtime) -> ServiceParts:
     keys = rt.extras[KEYS] = KeyCache()
     rt.extras[GROUP_COMMIT] = single_reports(rt.pool, rt.settings)
     return ServiceParts(
-        kafka=build_consumers(rt), background=[Background("key-cache", keys.listen)]
+        kafka=build_consumers(rt),
+        background=[
+            Background("key-cache", keys.listen),
+            Background("status-callbacks", callbacks.deliver),
+        ],
     )
 
 
@@ -39,5 +43,6 @@ SPEC = ServiceSpec(
     http=[api.router, open311.router],
     build=_build,
     outbox=True,
+    personal_data=True,
     exception_handlers={open311.Open311Error: _open311_error},
 )

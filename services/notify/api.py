@@ -129,7 +129,18 @@ def _done_page(ack: Acknowledgement | None) -> HTMLResponse:
     return _page("Al bevestigd", f"<p>Deze melding is al bevestigd om {when}.</p>", 409)
 
 
-@router.get("/ack/{token}", response_class=HTMLResponse, summary="The link in a message")
+PAGE_ANSWERS: dict[int | str, dict[str, Any]] = {
+    404: {"description": "No message has this link", "content": {"text/html": {}}},
+    409: {"description": "Acknowledged before (the page says when)", "content": {"text/html": {}}},
+}
+
+
+@router.get(
+    "/ack/{token}",
+    response_class=HTMLResponse,
+    summary="The link in a message",
+    responses=PAGE_ANSWERS,
+)
 async def ack_page(token: Token, rt: Annotated[Runtime, Depends(runtime)]) -> HTMLResponse:
     """A confirmation page; nothing is acknowledged until its button is pressed."""
     ack = await acks.peek(rt.pool, token)
@@ -144,7 +155,9 @@ async def ack_page(token: Token, rt: Annotated[Runtime, Depends(runtime)]) -> HT
     )
 
 
-@router.post("/ack/{token}", response_class=HTMLResponse, summary="The page's button")
+@router.post(
+    "/ack/{token}", response_class=HTMLResponse, summary="The page's button", responses=PAGE_ANSWERS
+)
 async def ack_form(
     token: Token,
     rt: Annotated[Runtime, Depends(runtime)],

@@ -34,7 +34,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import asyncpg
-import httpx
 from opentelemetry.trace import SpanKind
 from prometheus_client import Counter
 
@@ -45,6 +44,7 @@ from schemas.events import (
     NotificationEvent,
     NotificationFailed,
 )
+from schemas.taxonomy import Profile
 from schemas.urgency import URGENT_PRIORITIES
 from services.common.faults import Backoff, describe, is_transient
 from services.common.groupcommit import GroupCommit
@@ -56,7 +56,8 @@ from services.common.supervision import Loop
 from services.notify.mail import compose_email, send_email
 from services.notify.registry import CHANNELS_CHANGED, Channel, disable_channel, kind_code
 from services.notify.retry import DeliveryResult
-from services.notify.store import WAKE_CHANNEL, Notify, notification
+from services.notify.store import WAKE_CHANNEL, DeliveryStatus, Notify, notification
+from services.notify.targets import WebhookClient, webhook_client
 from services.notify.webhooks import send_webhook
 
 log = logging.getLogger(__name__)
@@ -121,7 +122,7 @@ def _route(row: asyncpg.Record, channel: Channel | None) -> NotificationChannel 
 
 
 async def attempt(
-    pool: asyncpg.Pool, client: httpx.AsyncClient, notify: Notify, row: asyncpg.Record
+    pool: asyncpg.Pool, client: WebhookClient, notify: Notify, row: asyncpg.Record
 ) -> tuple[NotificationChannel, Channel | None, DeliveryResult, bool]:
     """Make one attempt: (channel used, its configuration, result, whether anything was sent)."""
     config = notify.config
@@ -171,6 +172,7 @@ async def attempt(
         message_id=str(row["message_id"]),
         secrets=channel.secrets,
         content_type=row["content_type"],
+        profile=Profile(row["profile"]),
         traceparent=current_traceparent(),
         timeout=config.http_timeout_seconds,
     )
@@ -192,16 +194,27 @@ class Attempted:
 def recorder(
     pool: asyncpg.Pool, notify: Notify, jitter: random.Random
 ) -> GroupCommit[Attempted, None]:
-    """Outcomes of concurrent sends are recorded together, one transaction for all, each in a
-    savepoint of its own: one outcome that cannot be recorded (a bug) does not undo the
-    others; the database going away fails them all, to be tried again."""
+    """Outcomes of concurrent sends are recorded together: one transaction and a handful of
+    set-based statements for the whole group. Should the group fail on something other than
+    the infrastructure (a bug, a row the database refuses), it is recorded again one outcome
+    per savepoint, so that one bad outcome does not undo the others; the database going away
+    fails them all, to be tried again."""
 
     async def apply(conn: asyncpg.Connection, group: Sequence[Attempted]) -> list[Exception | None]:
+        now = datetime.now(UTC)
+        outcomes = [plan(notify, attempted, jitter, now) for attempted in group]
+        try:
+            async with conn.transaction():
+                await record(conn, notify, outcomes)
+            return [None] * len(outcomes)
+        except Exception as exc:
+            if is_transient(exc) or len(outcomes) == 1:
+                raise
         results: list[Exception | None] = []
-        for attempted in group:
+        for outcome in outcomes:
             try:
                 async with conn.transaction():
-                    await record(conn, notify, attempted, jitter)
+                    await record(conn, notify, [outcome])
                 results.append(None)
             except Exception as exc:
                 if is_transient(exc):
@@ -212,10 +225,18 @@ def recorder(
     return GroupCommit(pool, apply, service="notify", what="delivery outcomes")
 
 
-async def record(
-    conn: asyncpg.Connection, notify: Notify, attempted: Attempted, jitter: random.Random
-) -> None:
-    """Record one attempt's outcome (inside the caller's transaction)."""
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What an attempt's outcome changes: the delivery's new state and the events it emits."""
+
+    attempted: Attempted
+    status: DeliveryStatus
+    next_at: datetime | None
+    events: list[NotificationEvent]
+
+
+def plan(notify: Notify, attempted: Attempted, jitter: random.Random, now: datetime) -> Outcome:
+    """The consequences of one attempt (pure: the schedule, the state, the events)."""
     row, route, channel, result, sent = (
         attempted.row,
         attempted.route,
@@ -223,7 +244,6 @@ async def record(
         attempted.result,
         attempted.sent,
     )
-    now = datetime.now(UTC)
     number = row["attempts"]
     next_at = notify.config.retry_policy.schedule(result, number, now, jitter)
     if result.outcome == "gone" and _falls_back(row, channel, route):
@@ -231,7 +251,7 @@ async def record(
         # now (the next attempt routes there), not only the messages after it.
         next_at = now
     delivered = result.outcome == "delivered"
-    status = "delivered" if delivered else ("pending" if next_at else "failed")
+    status: DeliveryStatus = "delivered" if delivered else ("pending" if next_at else "failed")
     common = {
         "incident_id": row["incident_id"],
         "message_id": row["message_id"],
@@ -277,50 +297,106 @@ async def record(
                 **common,
             )
         )
-    ours = await conn.fetchval(
-        "UPDATE deliveries SET status = $3, channel = $4, "
-        "next_attempt_at = coalesce($5, next_attempt_at), lease_until = NULL, "
-        "last_error = $6, last_status_code = $7, "
-        "delivered_at = CASE WHEN $3 = 'delivered' THEN now() END, "
-        "failed_at = CASE WHEN $3 = 'failed' THEN now() END "
-        "WHERE message_id = $1 AND status = 'in_flight' AND attempts = $2 RETURNING true",
-        row["message_id"],
-        number,
-        status,
-        route,
-        next_at,
-        result.error,
-        result.status_code,
+    return Outcome(attempted, status, next_at, events)
+
+
+# Each outcome's new state, only while the lease is still the recorder's (same attempt number):
+# a worker that lost its lease cannot overwrite a newer attempt.
+_SAVE = """
+UPDATE deliveries d
+SET status = o.status, channel = o.channel,
+    next_attempt_at = coalesce(o.next_at, d.next_attempt_at), lease_until = NULL,
+    last_error = o.error, last_status_code = o.status_code,
+    delivered_at = CASE WHEN o.status = 'delivered' THEN now() END,
+    failed_at = CASE WHEN o.status = 'failed' THEN now() END
+FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::timestamptz[], $6::text[],
+            $7::int[]) AS o(message_id, attempt, status, channel, next_at, error, status_code)
+WHERE d.message_id = o.message_id AND d.status = 'in_flight' AND d.attempts = o.attempt
+RETURNING d.message_id
+"""
+
+_ATTEMPTS = """
+INSERT INTO delivery_attempts (message_id, attempt, outcome, status_code, error)
+SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::int[], $5::text[])
+"""
+
+
+async def record(conn: asyncpg.Connection, notify: Notify, outcomes: Sequence[Outcome]) -> None:
+    """Record attempts' outcomes (inside the caller's transaction), set-based."""
+    rows = [(o.attempted.row, o.attempted.result) for o in outcomes]
+    saved = await conn.fetch(
+        _SAVE,
+        [row["message_id"] for row, _ in rows],
+        [row["attempts"] for row, _ in rows],
+        [o.status for o in outcomes],
+        [o.attempted.route for o in outcomes],
+        [o.next_at for o in outcomes],
+        [result.error for _, result in rows],
+        [result.status_code for _, result in rows],
     )
-    if not ours:
+    ours = {r["message_id"] for r in saved}
+    kept = [o for o in outcomes if o.attempted.row["message_id"] in ours]
+    for lost in (o for o in outcomes if o.attempted.row["message_id"] not in ours):
         log.warning(
             "delivery lease lost before the outcome was recorded; another worker retries it",
-            extra={"message_id": str(row["message_id"]), "attempt": number},
+            extra={
+                "message_id": str(lost.attempted.row["message_id"]),
+                "attempt": lost.attempted.row["attempts"],
+            },
         )
+    if not kept:
         return
     await conn.execute(
-        "INSERT INTO delivery_attempts (message_id, attempt, outcome, status_code, error) "
-        "VALUES ($1, $2, $3, $4, $5)",
-        row["message_id"],
-        number,
-        result.outcome,
-        result.status_code,
-        result.error,
+        _ATTEMPTS,
+        [o.attempted.row["message_id"] for o in kept],
+        [o.attempted.row["attempts"] for o in kept],
+        [o.attempted.result.outcome for o in kept],
+        [o.attempted.result.status_code for o in kept],
+        [o.attempted.result.error for o in kept],
+    )
+    for outcome in kept:
+        await _consequences(conn, outcome)
+    await enqueue(
+        conn,
+        [
+            event_message(notify.settings, event, traceparent=o.attempted.traceparent)
+            for o in kept
+            for event in o.events
+        ],
+    )
+    for o in kept:
+        # The recipient kind (politie.wijkagent.{wijk}), not the code: bounded label values.
+        ATTEMPTS.labels(
+            o.attempted.route, kind_code(o.attempted.row["recipient"]), o.attempted.result.outcome
+        ).inc()
+
+
+async def _consequences(conn: asyncpg.Connection, outcome: Outcome) -> None:
+    """What an endpoint that is gone, or a delivery failed for good, sets off (rare: one
+    statement each)."""
+    row, result, channel = (
+        outcome.attempted.row,
+        outcome.attempted.result,
+        outcome.attempted.channel,
     )
     if result.outcome == "gone" and channel is not None:
-        await disable_channel(conn, channel.code, route)
+        await disable_channel(conn, channel.code, outcome.attempted.route)
         log.error(
             "endpoint is gone: channel disabled until an operator sets it again",
-            extra={"alert": "ops", "recipient": row["recipient"], "channel": route},
+            extra={
+                "alert": "ops",
+                "recipient": row["recipient"],
+                "channel": outcome.attempted.route,
+            },
         )
-    if status == "failed":
+    if outcome.status == "failed":
         log.error(
             "delivery failed for good",
             extra={
                 "alert": "ops",
                 "recipient": row["recipient"],
                 "message_id": str(row["message_id"]),
-                "attempts": number,
+                "attempts": row["attempts"],
                 "error": result.error,
             },
         )
@@ -331,12 +407,6 @@ async def record(
             row["incident_id"],
             row["escalation_root"] or row["recipient"],
         )
-    await enqueue(
-        conn,
-        [event_message(notify.settings, e, traceparent=attempted.traceparent) for e in events],
-    )
-    # The recipient kind (politie.wijkagent.{wijk}), not the code: bounded label values.
-    ATTEMPTS.labels(route, kind_code(row["recipient"]), result.outcome).inc()
 
 
 def _falls_back(row: asyncpg.Record, channel: Channel | None, route: NotificationChannel) -> bool:
@@ -355,7 +425,7 @@ Record = Callable[[Attempted], Awaitable[None]]
 
 async def deliver(
     pool: asyncpg.Pool,
-    client: httpx.AsyncClient,
+    client: WebhookClient,
     notify: Notify,
     row: asyncpg.Record,
     record_outcome: Record,
@@ -373,7 +443,7 @@ async def deliver(
 
 async def _deliver(
     pool: asyncpg.Pool,
-    client: httpx.AsyncClient,
+    client: WebhookClient,
     notify: Notify,
     row: asyncpg.Record,
     record_outcome: Record,
@@ -457,7 +527,7 @@ class DeliveryWorker:
         self.running: set[asyncio.Task[None]] = set()
         self.running_rest: set[asyncio.Task[None]] = set()  # the P3/P4 part of running
         self.wake = asyncio.Event()
-        self._client: httpx.AsyncClient | None = None
+        self._client: WebhookClient | None = None
 
     def _woken(self, *_: object) -> None:
         self.wake.set()
@@ -496,7 +566,7 @@ class DeliveryWorker:
         """One term of the loop: until the service stops, or the database fails under it."""
         config = self.notify.config
         if self._client is None:
-            self._client = httpx.AsyncClient()
+            self._client = webhook_client(self.notify.settings, self.notify.config)
         listener = await rt.pool.acquire()
         # Signals may have been missed while no listener was connected.
         self.notify.channels.invalidate()

@@ -7,8 +7,9 @@ chain (``recipients.yaml``; the last step repeats, an empty chain re-pages the r
 emits NotificationEscalated and sets the next deadline one acknowledgement window later. After
 ``NOTIFY_ESCALATION_MAX_LEVELS`` pages it gives up and alerts ops. An acknowledgement, by the
 recipient or by anyone it paged for it, stops the timer in the same transaction that records
-it. Timers are rows, so they survive restarts: a timer that fell due while notify was down
-fires as soon as it is back.
+it; and once anyone acknowledged the incident, none of its timers pages anybody again. Timers
+are rows, so they survive restarts: a timer that fell due while notify was down fires as soon
+as it is back.
 """
 
 from __future__ import annotations
@@ -60,14 +61,16 @@ async def escalate(
         await store.stop_escalations(conn, incident.incident_id, [root], "closed")
         return
     assert incident.triaged is not None
+    members = await store.audience(conn, incident.incident_id)
+    if any(m.acknowledged_at is not None for m in members.values()):
+        # Someone took responsibility for the incident (a responder, or the control room in
+        # the triage console): nobody is paged for it any more. Updates still go out.
+        await store.stop_escalations(conn, incident.incident_id, None, "acknowledged")
+        return
     level = timer["level"] + 1
     chain = notify.registry.chain(root, **incident.values())
     target = chain[min(level, len(chain)) - 1] if chain else root
-    member = (await store.audience(conn, incident.incident_id)).get(target)
-    if member is not None and member.acknowledged_at is not None:
-        # The next in line has taken responsibility already: nobody is left to page.
-        await store.stop_escalations(conn, incident.incident_id, [root], "covered")
-        return
+    member = members.get(target)
     now = datetime.now(UTC)
     next_deadline = notify.window(incident.triaged.priority, now)
     if member is not None and member.active:

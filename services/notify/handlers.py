@@ -12,13 +12,15 @@ rows up (woken by NOTIFY), so a slow endpoint never holds back consumption.
 - IncidentMerged: an update to the first incident's recipients (one more report); the
   duplicate, if anyone was told about it, is cancelled. No second set of alerts.
 - IncidentResolved, IncidentStatusChanged to cancelled: cancel to everyone told; timers stop.
-- IncidentAcknowledged: the recipient's paging stops (usually known already: notify took the
-  acknowledgement itself).
+- IncidentAcknowledged: the incident's paging stops, for every recipient (the recipient's own
+  usually known already: notify took the acknowledgement itself).
+- IncidentZorgsignaalRaised: the care partner is told of the prevention signal (``signals``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import groupby
 from uuid import UUID
 
 import asyncpg
@@ -34,6 +36,7 @@ from schemas.events import (
     IncidentResolved,
     IncidentStatusChanged,
     IncidentTriaged,
+    IncidentZorgsignaalRaised,
 )
 from schemas.taxonomy import taxonomy
 from schemas.topics import INCIDENT_EVENTS, INCIDENT_URGENT
@@ -41,7 +44,7 @@ from services.common.consumer import Incoming, Rejected, batch_consumer, event_p
 from services.common.observability import record_traceparent, span_from
 from services.common.outbox import claim
 from services.common.runtime import Runtime
-from services.notify import store
+from services.notify import signals, store
 from services.notify.store import Incident, Message, Notify
 
 DROPPED = "Deze melding is niet langer voor u: de beoordeling is gewijzigd."
@@ -81,7 +84,8 @@ async def on_triaged(conn: asyncpg.Connection, notify: Notify, event: IncidentTr
     incident = await store.save_triaged(conn, incident, event)
     if incident.closed:
         return
-    members = await store.active_audience(conn, incident.incident_id)
+    everyone = await store.audience(conn, incident.incident_id)
+    members = {code: m for code, m in everyone.items() if m.active}
     changed = changes(old, event) if old else []
     # None: nothing a staying recipient sees has changed, so it gets no update.
     reason = "Gewijzigd: " + ", ".join(changed) if changed else None
@@ -99,16 +103,23 @@ async def on_triaged(conn: asyncpg.Connection, notify: Notify, event: IncidentTr
             store.message_id(event.event_id, incident.incident_id, code), code, profile, kind, why
         )
         await store.compose(
-            conn, notify, incident, message, source="decision", acknowledge_by=deadline
+            conn,
+            notify,
+            incident,
+            message,
+            source="decision",
+            acknowledge_by=deadline,
+            members=everyone,
         )
     dropped = {c: m for c, m in members.items() if c not in decision and m.source == "decision"}
-    await store.tell(conn, notify, incident, "cancel", DROPPED, event.event_id, dropped)
-    await store.stop_escalations(conn, incident.incident_id, list(dropped), "dropped")
+    if dropped:
+        await store.tell(conn, notify, incident, "cancel", DROPPED, event.event_id, dropped)
+        await store.stop_escalations(conn, incident.incident_id, list(dropped), "dropped")
     # Those paged by escalation stay involved until the incident closes.
     paged = {c: m for c, m in members.items() if c not in decision and m.source == "escalation"}
     if reason is not None:
         await store.tell(conn, notify, incident, "update", reason, event.event_id, paged)
-    await store.watch(conn, notify, incident)
+    await store.watch(conn, notify, incident, first_decision=old is None)
 
 
 async def on_priority_changed(
@@ -167,7 +178,7 @@ async def close(
 async def apply(conn: asyncpg.Connection, notify: Notify, event: Event) -> None:
     match event:
         case IncidentReported():
-            await store.save_reported(conn, event)
+            await store.save_reported(conn, [event])
         case IncidentTriaged():
             await on_triaged(conn, notify, event)
         case IncidentPriorityChanged():
@@ -186,6 +197,8 @@ async def apply(conn: asyncpg.Connection, notify: Notify, event: Event) -> None:
             # Reopened after it was closed: a new decision may alert again.
             await store.load_incident(conn, event.incident_id)
             await store.set_closed(conn, event.incident_id, False)
+        case IncidentZorgsignaalRaised():
+            await signals.on_zorgsignaal(conn, notify, event)
         case IncidentAcknowledged():
             await store.load_incident(conn, event.incident_id)
             root = None
@@ -197,6 +210,8 @@ async def apply(conn: asyncpg.Connection, notify: Notify, event: Event) -> None:
             await store.mark_acknowledged(
                 conn, event.incident_id, event.recipient, root, event.acknowledged_by
             )
+            # The incident is acknowledged: its paging stops for every recipient at once.
+            await store.stop_escalations(conn, event.incident_id, None, "acknowledged")
 
 
 def build_consumer(rt: Runtime, notify: Notify) -> KafkaRouter:
@@ -205,8 +220,16 @@ def build_consumer(rt: Runtime, notify: Notify) -> KafkaRouter:
     async def on_events(batch: Sequence[Incoming[Event]]) -> list[Rejected]:
         async with rt.pool.acquire() as conn, conn.transaction():
             fresh = await claim(conn, [i.item.event_id for i in batch])
-            for incoming in batch:
-                if incoming.item.event_id in fresh:
+            todo = [i for i in batch if i.item.event_id in fresh]
+            # A run of reports is only kept (nothing is sent for a report): one statement.
+            for is_report, run in groupby(todo, key=lambda i: isinstance(i.item, IncidentReported)):
+                items = list(run)
+                if is_report:
+                    await store.save_reported(
+                        conn, [i.item for i in items if isinstance(i.item, IncidentReported)]
+                    )
+                    continue
+                for incoming in items:
                     # Deliveries and notification events carry this trace on.
                     with span_from(
                         record_traceparent(incoming.record.headers),
@@ -225,6 +248,7 @@ def build_consumer(rt: Runtime, notify: Notify) -> KafkaRouter:
         IncidentResolved,
         IncidentStatusChanged,
         IncidentAcknowledged,
+        IncidentZorgsignaalRaised,
     )
     batch_consumer(router, rt, "notify", INCIDENT_EVENTS, parse=parse, handle=on_events)
     # The urgent lane (P1/P2 copies, same event ids): its own consumer, so a fire is queued

@@ -12,8 +12,6 @@ secrets are sealed with the platform's key (:mod:`services.common.pii`) and neve
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,7 +20,6 @@ from pathlib import Path
 from typing import Literal, Self
 
 import asyncpg
-import httpx
 import yaml
 from email_validator import EmailNotValidError, validate_email
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
@@ -30,8 +27,10 @@ from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 from schemas.events import NotificationChannel
 from schemas.taxonomy import Profile, RecipientRule, field_path, taxonomy
 from services.common.pii import open_sealed, seal
-from services.notify.settings import DEFAULT_REGISTRY
-from services.notify.webhooks import SECRET_PREFIX
+from services.common.settings import get_settings
+from services.notify.settings import DEFAULT_REGISTRY, NotifySettings
+from services.notify.targets import TargetPolicy, TargetRefused, check_target
+from services.notify.webhooks import check_secret
 
 Format = Literal["json", "cap"]
 
@@ -190,23 +189,18 @@ async def list_channels(conn: asyncpg.Connection) -> list[Channel]:
 
 def _check_secret(secret: str) -> str:
     try:
-        key = base64.b64decode(secret.removeprefix(SECRET_PREFIX), validate=True)
-    except binascii.Error:
-        key = b""
-    # Standard Webhooks: whsec_ + base64 of 24 to 64 random bytes.
-    if not secret.startswith(SECRET_PREFIX) or not 24 <= len(key) <= 64:
-        raise RegistryError("a secret is whsec_ followed by base64 of 24 to 64 random bytes")
-    return secret
+        return check_secret(secret)
+    except ValueError as exc:
+        raise RegistryError(str(exc)) from None
 
 
-def _check_url(url: str) -> str:
+async def _check_url(url: str, code: str, policy: TargetPolicy | None) -> str:
+    if policy is None:
+        policy = TargetPolicy.of(get_settings(), NotifySettings())
     try:
-        parsed = httpx.URL(url)
-    except httpx.InvalidURL as exc:
-        raise RegistryError(f"webhook URL {url!r}: {exc}") from None
-    if parsed.scheme not in ("http", "https") or not parsed.host:
-        raise RegistryError(f"webhook URL {url!r}: an http(s) URL with a host")
-    return url
+        return await check_target(url, taxonomy().recipient_profile(code), policy)
+    except TargetRefused as exc:
+        raise RegistryError(f"webhook URL {url!r} refused: {exc}") from None
 
 
 def _check_email(address: str) -> str:
@@ -232,17 +226,24 @@ async def set_channel(
     secrets: list[str] | None = None,
     webhook_format: Format | None = None,
     email: str | None = None,
+    policy: TargetPolicy | None = None,
 ) -> Channel:
     """Create or change the channel of ``code``; options left None keep their value, given
     secrets replace all earlier ones (several at once: rotation). Setting a channel enables it
-    again after an endpoint reported itself gone."""
+    again after an endpoint reported itself gone. A webhook URL must pass the target
+    ``policy`` (:mod:`services.notify.targets`; by default the one the environment's settings
+    make)."""
     _check_code(code)
     if webhook_format == "cap" and taxonomy().recipient_profile(code) is not Profile.FULL:
         raise RegistryError(f"{code}: CAP is for full-profile recipients (police, fire brigade)")
     async with conn.transaction():
         row = await conn.fetchrow("SELECT * FROM channels WHERE code = $1 FOR UPDATE", code)
         old = _channel(row) if row else None
-        url = _check_url(webhook_url) if webhook_url else (old.webhook_url if old else None)
+        url = (
+            await _check_url(webhook_url, code, policy)
+            if webhook_url
+            else (old.webhook_url if old else None)
+        )
         keys = [_check_secret(s) for s in secrets] if secrets else list(old.secrets if old else ())
         address = _check_email(email) if email else (old.email if old else None)
         fmt = webhook_format or (old.webhook_format if old else registry().entry(code).format)

@@ -8,7 +8,8 @@ restart (the lead's delivery records keep the due time, not a timer).
 Backoff is exponential with *equal jitter*: half the exponential delay is fixed and half is
 random. Full jitter spreads load slightly better but can pick a delay near zero, which for an
 endpoint that just answered 503 is a wasted attempt; equal jitter always waits at least half.
-A ``Retry-After`` from the endpoint is a floor: we never come back earlier than it asked.
+A ``Retry-After`` from the endpoint is a floor: we never come back earlier than it asked, up
+to ``max_seconds`` (an endpoint cannot park a message for a year).
 Deadlines are not this module's business: an unacknowledged or undeliverable P1 escalates on
 its own timer, however long the endpoint asked us to wait.
 """
@@ -67,7 +68,7 @@ def next_attempt_at(
         attempt, base_seconds=base_seconds, max_seconds=max_seconds, jitter=jitter
     )
     if retry_after is not None:
-        delay = max(delay, retry_after)
+        delay = max(delay, min(retry_after, max_seconds))
     return now + timedelta(seconds=delay)
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from services.common.runtime import Runtime
 from services.common.service import ServiceParts, ServiceSpec
 from services.common.supervision import Background, LagCheck
-from services.notify import api
+from services.notify import api, nightlife
 from services.notify.delivery import DeliveryWorker, oldest_due_delivery
 from services.notify.escalation import escalation_task
 from services.notify.handlers import build_consumer
@@ -35,6 +35,11 @@ def make_spec(config: NotifySettings | None = None) -> ServiceSpec:
             background=[
                 Background("delivery-worker", worker.run),
                 Background("escalation-timers", lambda rt, loop: escalation_task(rt, loop, notify)),
+                Background(
+                    "nightlife-summary",
+                    lambda rt, loop: nightlife.nightly(rt, loop, notify),
+                    stale_after=3 * nightlife.CHECK_SECONDS,
+                ),
             ],
             lag_checks=[
                 LagCheck("due-deliveries", oldest_due_delivery, settings.due_stuck_seconds)
@@ -53,6 +58,7 @@ def make_spec(config: NotifySettings | None = None) -> ServiceSpec:
         build=build,
         outbox=True,
         staff=True,
+        personal_data=True,
     )
 
 

@@ -8,14 +8,16 @@ sleeping.
 
 from __future__ import annotations
 
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
-from typing import Self
+from typing import Annotated, Self
 
-from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BeforeValidator, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from services.common.settings import Settings
+from services.common.settings import Settings, comma_separated
 from services.notify.retry import RetryPolicy
+from services.notify.targets import is_loopback_name
 
 DEFAULT_REGISTRY = Path(__file__).parent / "recipients.yaml"
 
@@ -73,18 +75,37 @@ class NotifySettings(BaseSettings):
     )
     smtp_host: str = Field("localhost", description="SMTP relay for e-mail recipients.")
     smtp_port: int = Field(25, ge=1, le=65535, description="SMTP port.")
-    smtp_starttls: bool = Field(False, description="Upgrade the SMTP connection with STARTTLS.")
+    smtp_starttls: bool = Field(
+        True,
+        description="Require STARTTLS on the SMTP connection; may be switched off only for a "
+        "relay on loopback.",
+    )
     smtp_username: str | None = Field(None, description="SMTP login, if the relay wants one.")
     smtp_password: SecretStr | None = Field(None, description="SMTP password.")
     smtp_timeout_seconds: float = Field(10.0, gt=0, description="Per SMTP operation.")
     mail_from: str = Field("Veilig Haarlem <veilig@haarlem.nl>", description="E-mail sender.")
     mail_subject_prefix: str = Field("[Veilig Haarlem]", description="E-mail subject prefix.")
+    webhook_allowed_networks: Annotated[
+        tuple[IPv4Network | IPv6Network, ...], NoDecode, BeforeValidator(comma_separated)
+    ] = Field(
+        (),
+        description="Comma-separated networks (CIDR) webhooks may reach although they are "
+        "loopback, link-local or private (an internal receiver); everything else must be public.",
+    )
+    webhook_max_response_bytes: int = Field(
+        65_536, ge=0, description="Bytes of a receiver's answer read at most; the rest is dropped."
+    )
     registry_file: Path = Field(
         DEFAULT_REGISTRY, description="Recipients registry: formats and escalation chains."
     )
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
+        if not self.smtp_starttls and not is_loopback_name(self.smtp_host):
+            raise ValueError(
+                f"smtp_starttls may be off only for a relay on loopback, not {self.smtp_host!r}: "
+                "mail carries personal data"
+            )
         if self.retry_base_seconds > self.retry_max_seconds:
             raise ValueError("retry_base_seconds must not exceed retry_max_seconds")
         if self.urgent_reserved >= self.worker_concurrency:

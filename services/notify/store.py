@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
@@ -38,7 +39,7 @@ WAKE_CHANNEL = "notify_deliveries"
 # A delivery's states (the CHECK on deliveries.status): quarantined is set aside after a
 # deterministic error, for ops to look at (services/notify/delivery.py).
 DeliveryStatus = Literal["pending", "in_flight", "delivered", "failed", "quarantined"]
-Source = Literal["decision", "escalation"]
+Source = Literal["decision", "escalation", "signal"]
 _LATER_CAP: dict[Kind, MsgType] = {"alert": "Update", "update": "Update", "cancel": "Cancel"}
 N = TypeVar("N", bound=NotificationEvent)
 
@@ -106,12 +107,11 @@ class Incident:
 
 
 async def load_incident(conn: asyncpg.Connection, incident_id: UUID) -> Incident:
-    """The incident, its row locked (created empty if notify has not seen it yet)."""
-    await conn.execute(
-        "INSERT INTO incidents (incident_id) VALUES ($1) ON CONFLICT DO NOTHING", incident_id
-    )
+    """The incident, its row locked (created empty if notify has not seen it yet): one
+    statement, since the upsert's update takes the row lock."""
     row = await conn.fetchrow(
-        "SELECT reported, triaged, closed_at FROM incidents WHERE incident_id = $1 FOR UPDATE",
+        "INSERT INTO incidents (incident_id) VALUES ($1) ON CONFLICT (incident_id) "
+        "DO UPDATE SET incident_id = excluded.incident_id RETURNING reported, triaged, closed_at",
         incident_id,
     )
     return Incident(
@@ -122,12 +122,16 @@ async def load_incident(conn: asyncpg.Connection, incident_id: UUID) -> Incident
     )
 
 
-async def save_reported(conn: asyncpg.Connection, event: IncidentReported) -> None:
+async def save_reported(conn: asyncpg.Connection, events: Sequence[IncidentReported]) -> None:
+    """Keep reports to render messages from: a run of them in one statement (the last of an
+    incident's wins, as one at a time would have it)."""
+    latest = {event.incident_id: event for event in events}
     await conn.execute(
-        "INSERT INTO incidents (incident_id, reported) VALUES ($1, $2::jsonb) "
-        "ON CONFLICT (incident_id) DO UPDATE SET reported = $2::jsonb, updated_at = now()",
-        event.incident_id,
-        event.model_dump_json(),
+        "INSERT INTO incidents (incident_id, reported) "
+        "SELECT * FROM unnest($1::uuid[], $2::jsonb[]) "
+        "ON CONFLICT (incident_id) DO UPDATE SET reported = excluded.reported, updated_at = now()",
+        list(latest),
+        [event.model_dump_json() for event in latest.values()],
     )
 
 
@@ -209,19 +213,26 @@ async def compose(
     *,
     source: Source,
     acknowledge_by: datetime | None,
+    ask: bool = True,
+    members: dict[str, Member] | None = None,
 ) -> bool:
     """Render ``message`` for the recipient's channel and queue its delivery; returns whether
-    the recipient is asked to acknowledge it."""
+    the recipient is asked to acknowledge it (never when not ``ask``: a signal, not the
+    incident, for which an acknowledgement would count). ``members``: the incident's audience
+    as far as the caller has it at hand, the recipient included (else it is read). Inserting
+    the delivery wakes the worker (a trigger: migration 0009)."""
     assert incident.reported is not None and incident.triaged is not None
     now = datetime.now(UTC)
-    members = await audience(conn, incident.incident_id)
+    if members is None:
+        members = await audience(conn, incident.incident_id)
     member = members.get(message.recipient)
     channel = await notify.channels.get(conn, message.recipient)
     # Without a usable channel the message is still queued: its attempts fail visibly until an
     # operator configures one (or the attempts run out), instead of vanishing here.
     route = (channel.route(message.profile) if channel else None) or "webhook"
     asks = (
-        message.kind != "cancel"
+        ask
+        and message.kind != "cancel"
         and notify.registry.entry(message.recipient).acknowledges
         and (member is None or member.acknowledged_at is None)
     )
@@ -259,13 +270,19 @@ async def compose(
         content_type = JSON_MEDIA_TYPE
     first_message_id = member.first_message_id if member else message.message_id
     new_alert = cap_msg_type == "Alert"
+    # The audience row and the delivery in one round trip (a data-modifying CTE).
     await conn.execute(
-        "INSERT INTO audience (incident_id, recipient, profile, source, active, "
+        "WITH told AS (INSERT INTO audience (incident_id, recipient, profile, source, active, "
         "first_message_id, cap_identifier, cap_sent) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
         "ON CONFLICT (incident_id, recipient) DO UPDATE SET profile = $3, active = $5, "
         "source = CASE WHEN $4 = 'decision' THEN $4 ELSE audience.source END, "
         "cap_identifier = coalesce(audience.cap_identifier, $7), "
-        "cap_sent = coalesce(audience.cap_sent, $8)",
+        "cap_sent = coalesce(audience.cap_sent, $8)) "
+        "INSERT INTO deliveries (message_id, incident_id, recipient, kind, channel, profile, "
+        "priority, content_type, body_sealed, first_message_id, cap_identifier, cap_msg_type, "
+        "acknowledge_by, escalation_root, ack_token_hash, traceparent) "
+        "VALUES ($9, $1, $2, $10, $11, $3, $12, $13, $14, $6, $15, $16, $17, $18, $19, $20) "
+        "ON CONFLICT (message_id) DO NOTHING",
         incident.incident_id,
         message.recipient,
         message.profile.value,
@@ -274,23 +291,12 @@ async def compose(
         first_message_id,
         cap_identifier if new_alert else None,
         now if new_alert else None,
-    )
-    await conn.execute(
-        "INSERT INTO deliveries (message_id, incident_id, recipient, kind, channel, profile, "
-        "priority, content_type, body_sealed, first_message_id, cap_identifier, cap_msg_type, "
-        "acknowledge_by, escalation_root, ack_token_hash, traceparent) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) "
-        "ON CONFLICT (message_id) DO NOTHING",
         message.message_id,
-        incident.incident_id,
-        message.recipient,
         message.kind,
         route,
-        message.profile.value,
         incident.triaged.priority,
         content_type,
         seal(body.decode()),
-        first_message_id,
         cap_identifier,
         cap_msg_type,
         acknowledge_by if asks else None,
@@ -298,7 +304,6 @@ async def compose(
         token_hash(token) if token else None,
         current_traceparent(),
     )
-    await conn.execute(f"SELECT pg_notify('{WAKE_CHANNEL}', '')")
     return asks
 
 
@@ -328,15 +333,20 @@ async def tell(
             message,
             source=member.source,
             acknowledge_by=incident.acknowledge_deadline(notify),
+            members=members,
         )
 
 
-async def watch(conn: asyncpg.Connection, notify: Notify, incident: Incident) -> None:
+async def watch(
+    conn: asyncpg.Connection, notify: Notify, incident: Incident, *, first_decision: bool = False
+) -> None:
     """(Re)start the acknowledgement timers for the incident's current decision: one per
-    recipient that acknowledges and has not, while the priority escalates (P1, P2)."""
+    recipient that acknowledges and has not, while the priority escalates (P1, P2). Before a
+    ``first_decision`` no timer can run, so none needs stopping."""
     assert incident.triaged is not None
     if not taxonomy().priority(incident.triaged.priority).escalate_unacknowledged:
-        await stop_escalations(conn, incident.incident_id, None, "priority")
+        if not first_decision:
+            await stop_escalations(conn, incident.incident_id, None, "priority")
         return
     deadline = incident.acknowledge_deadline(notify)
     for member in (await active_audience(conn, incident.incident_id)).values():

@@ -14,16 +14,19 @@ to another host, and a moved endpoint is a configuration change, not a transient
 from __future__ import annotations
 
 import base64
+import binascii
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from secrets import token_bytes
 
-import httpx
+import aiohttp
 from standardwebhooks.webhooks import Webhook
 
+from schemas.taxonomy import Profile
 from services.notify.retry import DeliveryResult
+from services.notify.targets import TargetRefused, WebhookClient
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the prefix, not a secret
 _SECRET_BYTES = 32  # the specification asks for 24 to 64 random bytes
@@ -32,6 +35,18 @@ _SECRET_BYTES = 32  # the specification asks for 24 to 64 random bytes
 def generate_secret() -> str:
     """A new endpoint secret: ``whsec_`` + base64 of 32 random bytes."""
     return SECRET_PREFIX + base64.b64encode(token_bytes(_SECRET_BYTES)).decode()
+
+
+def check_secret(secret: str) -> str:
+    """``secret`` if it is a Standard Webhooks secret (``whsec_`` + base64 of 24 to 64 random
+    bytes), else :class:`ValueError`."""
+    try:
+        key = base64.b64decode(secret.removeprefix(SECRET_PREFIX), validate=True)
+    except binascii.Error:
+        key = b""
+    if not secret.startswith(SECRET_PREFIX) or not 24 <= len(key) <= 64:
+        raise ValueError("a secret is whsec_ followed by base64 of 24 to 64 random bytes")
+    return secret
 
 
 def sign(body: bytes, *, message_id: str, timestamp: int, secrets: Sequence[str]) -> str:
@@ -109,17 +124,20 @@ def classify_response(
 
 
 async def send_webhook(
-    client: httpx.AsyncClient,
+    client: WebhookClient,
     url: str,
     body: bytes,
     *,
     message_id: str,
     secrets: Sequence[str],
     content_type: str,
+    profile: Profile,
     traceparent: str | None = None,
-    timeout: float,  # noqa: ASYNC109 - httpx's per-request timeout (connect, read, write)
+    timeout: float,  # noqa: ASYNC109 - per phase: connect, and each read
 ) -> DeliveryResult:
-    """POST ``body`` to ``url`` once, signed with every secret, and classify the outcome."""
+    """POST ``body`` to ``url`` once, signed with every secret, and classify the outcome.
+    ``profile`` is the recipient's: the client's target policy
+    (:func:`services.notify.targets.webhook_client`) decides by it which schemes it may use."""
     headers = webhook_headers(
         body,
         message_id=message_id,
@@ -129,18 +147,13 @@ async def send_webhook(
         traceparent=traceparent,
     )
     try:
-        response = await client.post(
-            url, content=body, headers=headers, timeout=timeout, follow_redirects=False
-        )
-    except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:  # retrying will not help
+        answer = await client.post(url, body, headers=headers, profile=profile, timeout=timeout)
+    except (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError) as exc:  # retrying won't help
         return DeliveryResult("failed", error=f"bad URL: {exc}")
-    except httpx.TimeoutException as exc:
+    except TargetRefused as exc:  # neither will it here: the operator must change the URL
+        return DeliveryResult("failed", error=f"target refused: {exc}")
+    except TimeoutError as exc:  # aiohttp's timeouts are TimeoutErrors too
         return DeliveryResult("retry", error=f"timeout: {type(exc).__name__}")
-    except httpx.TransportError as exc:
+    except (aiohttp.ClientError, OSError) as exc:
         return DeliveryResult("retry", error=f"{type(exc).__name__}: {exc}")
-    return classify_response(
-        response.status_code,
-        response.reason_phrase,
-        response.headers.get("retry-after"),
-        datetime.now(UTC),
-    )
+    return classify_response(answer.status, answer.reason, answer.retry_after, datetime.now(UTC))

@@ -20,12 +20,14 @@ import asyncpg
 
 from schemas.events import (
     IncidentAcknowledged,
+    IncidentAssigned,
     IncidentPriorityChanged,
     IncidentReclassified,
     IncidentResolved,
     IncidentStatusChanged,
 )
 from schemas.taxonomy import Priority
+from schemas.urgency import is_urgent
 from services.common.settings import Settings
 from services.triage import store
 from services.triage.decide import Triage
@@ -266,10 +268,70 @@ class Actions:
             await out.flush(conn)
 
     async def reopen(self, incident_id: UUID, actor: Actor, reason: str | None) -> None:
+        await self._change_status("reopen", incident_id, actor, reason, "reopened")
+
+    async def start(self, incident_id: UUID, actor: Actor, reason: str | None) -> None:
+        """Work on the incident started (or resumes after a hold)."""
+        await self._change_status("start", incident_id, actor, reason, "started", resume_at=None)
+
+    async def hold(self, incident_id: UUID, actor: Actor, reason: str, resume_at: datetime) -> None:
+        """Waiting for information or a third party, until ``resume_at`` at the latest."""
+        if resume_at <= _now():
+            raise Invalid("the resume time must be in the future")
+        await self._change_status(
+            "hold", incident_id, actor, reason, "on hold", resume_at=resume_at
+        )
+
+    async def cancel(self, incident_id: UUID, actor: Actor, reason: str) -> None:
+        """Called off: notify cancels every message (CAP Cancel, a cancel message)."""
+        await self._change_status("cancel", incident_id, actor, reason, "cancelled", resume_at=None)
+
+    async def assign(
+        self, incident_id: UUID, actor: Actor, owner: str | None, reason: str | None
+    ) -> None:
+        """Give the incident an owner (claim: ``owner`` is the actor), or none."""
         async with self.pool.acquire() as conn, conn.transaction():
-            row, new_status = await self._begin(conn, incident_id, "reopen", actor)
-            await store.update_incident(conn, incident_id, status=new_status)
-            await store.append_history(conn, incident_id, "reopened", actor.username, why=reason)
+            row, _ = await self._begin(conn, incident_id, "assign", actor)
+            if owner is not None and not await conn.fetchval(
+                "SELECT 1 FROM staff.staff WHERE username = $1 AND disabled_at IS NULL "
+                "AND role <> 'ops'",
+                owner,
+            ):
+                raise Invalid(f"{owner} is no active triage or admin staff member")
+            if owner == row["owner"]:
+                raise Invalid(f"the incident is {owner or 'unowned'} already")
+            await store.update_incident(conn, incident_id, owner=owner)
+            await store.append_history(
+                conn, incident_id, "assigned", actor.username, owner=owner, was=row["owner"]
+            )
+            out = Outgoing(self.settings, None)
+            out.add(
+                IncidentAssigned(
+                    **_common(incident_id),
+                    owner=owner,
+                    previous_owner=row["owner"],
+                    actor=actor.username,
+                    reason=reason,
+                )
+            )
+            await out.flush(conn)
+
+    async def _change_status(
+        self,
+        action: Action,
+        incident_id: UUID,
+        actor: Actor,
+        reason: str | None,
+        kind: str,
+        **columns: object,
+    ) -> None:
+        """An action whose fact is the status change itself (IncidentStatusChanged)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            row, new_status = await self._begin(conn, incident_id, action, actor)
+            await store.update_incident(conn, incident_id, status=new_status, **columns)
+            await store.append_history(
+                conn, incident_id, kind, actor.username, why=reason, **columns
+            )
             out = Outgoing(self.settings, None)
             out.add(
                 IncidentStatusChanged(
@@ -280,6 +342,8 @@ class Actions:
                     reason=reason,
                 )
             )
+            if new_status == "cancelled" and is_urgent(row["effective_priority"]):
+                out.urgent(store.reported(row))  # stop a P1's paging without waiting
             await out.flush(conn)
 
 

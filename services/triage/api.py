@@ -8,45 +8,37 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
+from dataclasses import asdict
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field
 
-from schemas.events import CategoryCode, RecipientCode
+from schemas.events import CategoryCode, RecipientCode, Reporter
 from schemas.taxonomy import Priority
+from services.common.pii import SealError, open_sealed
 from services.common.problems import PROBLEM, Problem
 from services.common.runtime import Runtime, runtime
-from services.common.staff import Staff, require_role
+from services.common.staff import Role, Staff, require_role
 from services.triage.actions import Actions, Actor, Invalid, NotFound, Outcome
-from services.triage.workflow import IllegalAction
+from services.triage.notifications import summarise
+from services.triage.queue import Filters, View, fetch_queue
+from services.triage.workflow import IllegalAction, allowed_actions
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "Missing or invalid staff token", **PROBLEM},
     403: {"description": "The role does not allow it", **PROBLEM},
     404: {"description": "No such incident", **PROBLEM},
     409: {"description": "Not allowed in the incident's status", **PROBLEM},
+    410: {"description": "Purged after the retention period", **PROBLEM},
     422: {"description": "Invalid input", **PROBLEM},
 }
 router = APIRouter(prefix="/v1", tags=["triage staff"], responses=ERRORS)
+ACTOR_ROLES: tuple[Role, ...] = ("triage", "admin")
 readers = require_role("triage", "ops", "admin")
-actors = require_role("triage", "admin")
-
-View = Literal["open", "needs_review", "unacknowledged", "sla_at_risk", "suspected_duplicates"]
-OPEN = ("triaged", "acknowledged", "in_progress", "on_hold", "reopened")
-_VIEWS: dict[str, str] = {
-    "open": "TRUE",
-    "needs_review": "needs_review",
-    "unacknowledged": "effective_priority IN ('P1', 'P2') AND acknowledged_at IS NULL",
-    "sla_at_risk": "(acknowledged_at IS NULL AND acknowledge_by < now() + interval '5 minutes')"
-    " OR handle_by < now() + interval '1 hour'",
-    "suspected_duplicates": "EXISTS (SELECT 1 FROM incidents o WHERE o.incident_id <> "
-    "i.incident_id AND o.category = i.category AND o.buurt_code = i.buurt_code AND "
-    "o.merged_into IS NULL AND o.status = ANY($1) AND "
-    "abs(extract(epoch FROM o.occurred_at - i.occurred_at)) < 3600)",
-}
+actors = require_role(*ACTOR_ROLES)
 
 
 class QueueItem(BaseModel):
@@ -66,6 +58,8 @@ class QueueItem(BaseModel):
     acknowledge_by: datetime
     handle_by: datetime
     acknowledged_at: datetime | None
+    owner: str | None
+    resume_at: datetime | None
 
 
 class HistoryItem(BaseModel):
@@ -73,6 +67,41 @@ class HistoryItem(BaseModel):
     kind: str
     actor: str | None
     detail: dict[str, Any]
+
+
+class MergedReport(BaseModel):
+    """A later report merged into this incident as a duplicate."""
+
+    incident_id: UUID
+    occurred_at: datetime
+    received_at: datetime
+    partner: str
+    description: str
+    lat: float | None
+    lon: float | None
+
+
+class NotificationView(BaseModel):
+    """One message notify sent about the incident, as its events tell."""
+
+    message_id: UUID
+    recipient: str
+    state: str
+    channel: str | None
+    msg_type: str | None
+    attempts: int
+    sent_at: datetime | None
+    acknowledge_by: datetime | None
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None
+    last_error: str | None
+    escalated_to: list[str]
+
+
+class Reveal(BaseModel):
+    at: datetime
+    actor: str
+    reason: str
 
 
 class IncidentView(QueueItem):
@@ -84,7 +113,18 @@ class IncidentView(QueueItem):
     top_categories: list[dict[str, Any]]
     recipients: list[dict[str, str]]
     merged_into: UUID | None
+    merged_reports: list[MergedReport]
+    notifications: list[NotificationView]
+    has_contact: bool = Field(description="Whether the reporter left contact details.")
+    contact_reveals: list[Reveal] = Field(description="Who revealed the contact, when, why.")
+    actions: list[str] = Field(
+        description="The actions this staff member may take on it now (workflow.py's names)."
+    )
     history: list[HistoryItem]
+
+
+class RevealContact(BaseModel):
+    reason: str = Field(min_length=3, max_length=500, description="Why the contact is needed.")
 
 
 class Acknowledge(BaseModel):
@@ -112,12 +152,26 @@ class Reason(BaseModel):
     reason: str | None = Field(default=None, max_length=1000)
 
 
+class Assign(BaseModel):
+    owner: str | None = Field(description="A triage or admin staff member; null: nobody.")
+    reason: str | None = Field(default=None, max_length=1000)
+
+
+class Hold(BaseModel):
+    reason: str = Field(min_length=3, max_length=1000, description="What it waits for.")
+    resume_at: AwareDatetime = Field(description="When to take it up again at the latest.")
+
+
+class Cancel(BaseModel):
+    reason: str = Field(min_length=3, max_length=1000, description="Why it is called off.")
+
+
 class Resolve(BaseModel):
     outcome: Outcome
     note: str | None = Field(default=None, max_length=2000)
 
 
-def _item(row: Any) -> dict[str, Any]:
+def queue_fields(row: Any) -> dict[str, Any]:
     return {name: row[name] for name in QueueItem.model_fields}
 
 
@@ -125,17 +179,12 @@ def _item(row: Any) -> dict[str, Any]:
 async def queue(
     rt: Annotated[Runtime, Depends(runtime)],
     _staff: Annotated[Staff, Depends(readers)],
+    filters: Annotated[Filters, Query()],
     view: View = "needs_review",
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[QueueItem]:
-    """Open incidents in one view, most urgent and oldest first."""
-    rows = await rt.pool.fetch(
-        f"SELECT * FROM incidents i WHERE status = ANY($1) AND merged_into IS NULL "  # noqa: S608
-        f"AND ({_VIEWS[view]}) ORDER BY effective_priority, acknowledge_by LIMIT $2",
-        list(OPEN),
-        limit,
-    )
-    return [QueueItem(**_item(r)) for r in rows]
+    """Open incidents in one view, most urgent and the earliest deadline first."""
+    return [QueueItem(**queue_fields(r)) for r in await fetch_queue(rt.pool, view, filters, limit)]
 
 
 @router.get("/incidents/{incident_id}", response_model=IncidentView, summary="One incident")
@@ -153,15 +202,34 @@ async def incident(
             "SELECT at, kind, actor, detail FROM history WHERE incident_id = $1 ORDER BY id",
             incident_id,
         )
+        merged = await conn.fetch(
+            "SELECT incident_id, occurred_at, received_at, partner, report->>'description' "
+            "AS description, lat, lon FROM incidents WHERE merged_into = $1 ORDER BY occurred_at",
+            incident_id,
+        )
+        log = await conn.fetch(
+            "SELECT message_id, recipient, kind, at, detail FROM notification_log "
+            "WHERE incident_id = $1 ORDER BY id",
+            incident_id,
+        )
+        reveals = await conn.fetch(
+            "SELECT at, actor, detail->>'reason' AS reason FROM audit "
+            "WHERE incident_id = $1 AND action = 'reveal_contact' ORDER BY id",
+            incident_id,
+        )
+        # One row per person and incident per ten minutes: the console keeps an open incident
+        # fresh by reading it every few seconds, which is one look, not hundreds.
         await conn.execute(
-            "INSERT INTO audit (actor, role, action, incident_id) VALUES ($1, $2, 'view', $3)",
+            "INSERT INTO audit (actor, role, action, incident_id) SELECT $1, $2, 'view', $3 "
+            "WHERE NOT EXISTS (SELECT 1 FROM audit WHERE incident_id = $3 AND actor = $1 "
+            "AND action = 'view' AND at > now() - interval '10 minutes')",
             staff.username,
             staff.role,
             incident_id,
         )
     report = json.loads(row["report"])
     return IncidentView(
-        **_item(row),
+        **queue_fields(row),
         description=report["description"],
         category_hint=report.get("category_hint"),
         flags=report["flags"],
@@ -170,6 +238,14 @@ async def incident(
         top_categories=json.loads(row["top_categories"]),
         recipients=json.loads(row["recipients"]),
         merged_into=row["merged_into"],
+        merged_reports=[MergedReport(**dict(m)) for m in merged],
+        notifications=[
+            NotificationView(**asdict(m))
+            for m in summarise({**dict(r), "detail": json.loads(r["detail"])} for r in log)
+        ],
+        has_contact=report.get("reporter_sealed") is not None,
+        contact_reveals=[Reveal(**dict(r)) for r in reveals],
+        actions=allowed_actions(row["status"]) if staff.role in ACTOR_ROLES else [],
         history=[
             HistoryItem(
                 at=h["at"], kind=h["kind"], actor=h["actor"], detail=json.loads(h["detail"])
@@ -197,6 +273,38 @@ Actor_ = Annotated[Staff, Depends(actors)]
 
 def _actor(staff: Staff) -> Actor:
     return Actor(staff.username, staff.role)
+
+
+@router.post(
+    "/incidents/{incident_id}/contact",
+    response_model=Reporter,
+    summary="Reveal the reporter's contact details (audited, with a reason)",
+)
+async def reveal_contact(incident_id: UUID, body: RevealContact, rt: Rt, staff: Actor_) -> Reporter:
+    """Personal data: only on request, with a reason, and every reveal is an audit row that
+    the incident page shows."""
+    async with rt.pool.acquire() as conn, conn.transaction():
+        sealed = await conn.fetchrow(
+            "SELECT report->>'reporter_sealed' AS sealed FROM incidents WHERE incident_id = $1",
+            incident_id,
+        )
+        if sealed is None:
+            raise Problem(404, "not-found", "Not found", f"no incident {incident_id}")
+        if sealed["sealed"] is None:
+            raise Problem(404, "no-contact", "No contact details", "the reporter left none")
+        try:
+            reporter = Reporter.model_validate_json(open_sealed(sealed["sealed"]))
+        except SealError as exc:  # its key was dropped after the retention period
+            raise Problem(410, "purged", "Purged", "the contact details are purged") from exc
+        await conn.execute(
+            "INSERT INTO audit (actor, role, action, incident_id, detail) "
+            "VALUES ($1, $2, 'reveal_contact', $3, $4::jsonb)",
+            staff.username,
+            staff.role,
+            incident_id,
+            json.dumps({"reason": body.reason}),
+        )
+    return reporter
 
 
 @router.post("/incidents/{incident_id}/acknowledge", summary="Acknowledge for a recipient")
@@ -240,3 +348,30 @@ async def resolve(incident_id: UUID, body: Resolve, rt: Rt, staff: Actor_) -> di
 @router.post("/incidents/{incident_id}/reopen", summary="Reopen a resolved incident")
 async def reopen(incident_id: UUID, body: Reason, rt: Rt, staff: Actor_) -> dict[str, str]:
     return await _run(rt, lambda a: a.reopen(incident_id, _actor(staff), body.reason))
+
+
+@router.post("/incidents/{incident_id}/claim", summary="Take the incident: you own it")
+async def claim(incident_id: UUID, body: Reason, rt: Rt, staff: Actor_) -> dict[str, str]:
+    return await _run(
+        rt, lambda a: a.assign(incident_id, _actor(staff), staff.username, body.reason)
+    )
+
+
+@router.post("/incidents/{incident_id}/assign", summary="Give the incident to a colleague")
+async def assign(incident_id: UUID, body: Assign, rt: Rt, staff: Actor_) -> dict[str, str]:
+    return await _run(rt, lambda a: a.assign(incident_id, _actor(staff), body.owner, body.reason))
+
+
+@router.post("/incidents/{incident_id}/start", summary="Work started (or resumes after a hold)")
+async def start(incident_id: UUID, body: Reason, rt: Rt, staff: Actor_) -> dict[str, str]:
+    return await _run(rt, lambda a: a.start(incident_id, _actor(staff), body.reason))
+
+
+@router.post("/incidents/{incident_id}/hold", summary="Wait, with a reason and a resume time")
+async def hold(incident_id: UUID, body: Hold, rt: Rt, staff: Actor_) -> dict[str, str]:
+    return await _run(rt, lambda a: a.hold(incident_id, _actor(staff), body.reason, body.resume_at))
+
+
+@router.post("/incidents/{incident_id}/cancel", summary="Call off: every recipient is told")
+async def cancel(incident_id: UUID, body: Cancel, rt: Rt, staff: Actor_) -> dict[str, str]:
+    return await _run(rt, lambda a: a.cancel(incident_id, _actor(staff), body.reason))

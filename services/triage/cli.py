@@ -13,7 +13,7 @@ from schemas.events import Flags
 from schemas.taxonomy import Priority, taxonomy
 from schemas.timeutil import AMSTERDAM, is_nightlife
 from services.triage import routing, workflow
-from services.triage.priority import SAFETY_PLANS_PATH, decide_priority, load_safety_plans
+from services.triage.priority import decide_priority
 
 app = typer.Typer(
     name="triage",
@@ -46,7 +46,7 @@ def evaluate(
     typer.echo(run_evaluation(**options))
 
 
-# --- priority, safety plans, workflow ----------------------------------------------------
+# --- priority and workflow ----------------------------------------------------
 
 CategoryOption = Annotated[str, typer.Option(help="Category code, e.g. uitgaansoverlast.")]
 FlagOption = Annotated[
@@ -116,23 +116,6 @@ def priority_command(
     typer.echo(f"reported:        {_local(moment)}")
     typer.echo(f"acknowledge by:  {_local(acknowledge_by)}")
     typer.echo(f"handle by:       {_local(handle_by)}")
-
-
-@app.command("plans")
-def plans_command(
-    file: Annotated[
-        Path, typer.Argument(exists=True, dir_okay=False, help="Safety plans file.")
-    ] = SAFETY_PLANS_PATH,
-) -> None:
-    """Validate a safety plans file and list the wijk priorities it sets."""
-    try:
-        plans = load_safety_plans(file)
-    except routing.ConfigError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(1) from exc
-    names = {b.wijk_code: b.wijk_name for b in geo.buurten()}
-    for wijk, categories in sorted(plans.plans.items()):
-        typer.echo(f"{wijk} {names[wijk]}: {', '.join(categories)}")
 
 
 @app.command("transitions")

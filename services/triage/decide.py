@@ -21,6 +21,7 @@ from schemas.taxonomy import Priority, taxonomy
 from schemas.timeutil import deadlines
 from services.common.observability import tracer
 from services.triage.classifier import Classifier, Decision, Text
+from services.triage.plans import NO_PLANS, SafetyPlans
 from services.triage.priority import decide_priority
 from services.triage.routing import ConfigError, RoutingInput, RoutingTable, read_yaml
 
@@ -83,6 +84,8 @@ class Triage:
     def __init__(self, classifier: Classifier, routes: RoutingTable) -> None:
         self.classifier = classifier
         self.routes = routes
+        # The wijken's safety plans, replaced whole whenever one changes (plan_store.follow).
+        self.plans: SafetyPlans = NO_PLANS
 
     def decide_many(self, reports: Sequence[IncidentReported]) -> list[TriageDecision]:
         """Decide on a batch of reports, classified together in one model call."""
@@ -118,6 +121,7 @@ class Triage:
             report.location.wijk_code,
             report_count,
             at=report.occurred_at,
+            plans=self.plans,
         )
         reasons += decided.reasons
         effective = priority or decided.effective

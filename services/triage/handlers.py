@@ -1,4 +1,5 @@
-"""Triage's Kafka consumers: reported incidents in, decisions out; acknowledgements and the
+"""Triage's Kafka consumers: reported incidents in, decisions out; notify's notification
+events (acknowledgements move the incident on; all are kept for the console) and the
 reporting partners' withdrawals in.
 
 Each batch is one transaction: inbox, incidents, history and the outgoing events (outbox).
@@ -27,6 +28,7 @@ from schemas.events import (
     IncidentStatusChanged,
     IncidentWithdrawalRequested,
     NotificationAcknowledged,
+    NotificationEvent,
 )
 from schemas.topics import INCIDENT_EVENTS, INCIDENT_URGENT, NOTIFICATION_EVENTS
 from schemas.urgency import is_urgent
@@ -38,6 +40,7 @@ from services.common.settings import Settings
 from services.triage import store
 from services.triage.decide import Triage, TriageDecision
 from services.triage.domain import IncidentUpdate, decide_batch, lane_first, merge_into
+from services.triage.notifications import KINDS
 from services.triage.workflow import IllegalAction, check_action
 
 CONFIDENCE = Histogram(
@@ -304,8 +307,15 @@ def build_consumers(rt: Runtime, triage: Triage) -> KafkaRouter:
                     ]
                     messages += await on_reports(conn, rt.settings, triage, triples)
                     continue
+                # What notify did, for the console: logged together; only acknowledgements
+                # and withdrawals act.
+                notified = [i.item for i in items if isinstance(i.item, NotificationEvent)]
+                await store.log_notifications(conn, notified)
                 for incoming in items:
-                    messages += await _on_other(conn, rt.settings, incoming)
+                    if isinstance(
+                        incoming.item, NotificationAcknowledged | IncidentWithdrawalRequested
+                    ):
+                        messages += await _on_other(conn, rt.settings, incoming)
             await enqueue(conn, messages)  # the whole batch's outbox rows in one call
         return []
 
@@ -335,7 +345,7 @@ def build_consumers(rt: Runtime, triage: Triage) -> KafkaRouter:
         "triage",
         NOTIFICATION_EVENTS,
         purpose="acknowledgements",
-        parse=event_parser(NotificationAcknowledged),
+        parse=event_parser(*KINDS),
         handle=apply,
     )
     return router

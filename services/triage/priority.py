@@ -10,8 +10,9 @@ The policy (DOMAIN.md "Priorities"), applied in this order:
    (``in_progress``); a public-task victim (not for categories that are VPT themselves, whose
    default already counts it); several independent reports (``report_count >= 2``; one step
    however many: more reports confirm the incident, not its danger); a category in the
-   wijk's safety plan (``safety_plans.yaml``). Together they raise at most two steps
-   (:data:`MAX_GENERAL_STEPS`): circumstances make planned work (P4) urgent (P2) at most;
+   wijk's safety plan while it runs (``plans``: managed data, none by default). Together
+   they raise at most two steps (:data:`MAX_GENERAL_STEPS`): circumstances make planned work
+   (P4) urgent (P2) at most;
    acute (P1) from P4 takes a category rule or a human.
 3. The category-specific raises of the taxonomy (``raised_priority``, when all their
    conditions hold) set a floor: the result is at least that urgent (burglary in progress is
@@ -25,76 +26,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
-from functools import cache
-from pathlib import Path
-from typing import Annotated, Literal, get_args
-
-from pydantic import AfterValidator, ValidationError
+from datetime import UTC, date, datetime
+from typing import get_args
 
 from schemas.events import Flags
 from schemas.taxonomy import Category, Priority, priority_rank, taxonomy
-from schemas.timeutil import deadlines
-from services.triage.routing import (
-    ConfigError,
-    ConfigModel,
-    HaarlemWijk,
-    OneOrMore,
-    conditions_holding,
-    error_messages,
-    read_yaml,
-)
+from schemas.timeutil import AMSTERDAM, deadlines
+from services.triage.plans import NO_PLANS, SafetyPlans
+from services.triage.routing import conditions_holding
 
-SAFETY_PLANS_PATH = Path(__file__).with_name("safety_plans.yaml")
 QUEUE_PRIORITY: Priority = "P3"
 MAX_GENERAL_STEPS = 2
 _PRIORITIES: tuple[Priority, ...] = get_args(Priority)
-
-
-def _plannable(code: str) -> str:
-    try:
-        category = taxonomy().category(code)
-    except KeyError as exc:
-        raise ValueError(exc.args[0]) from None
-    if category.needs_human:
-        raise ValueError(f"{code!r} has no priority to raise")
-    return code
-
-
-def _unique(codes: tuple[str, ...]) -> tuple[str, ...]:
-    repeated = sorted({c for c in codes if codes.count(c) > 1})
-    if repeated:
-        raise ValueError(f"listed more than once: {', '.join(repeated)}")
-    return codes
-
-
-PlanCategories = Annotated[
-    OneOrMore[Annotated[str, AfterValidator(_plannable)]], AfterValidator(_unique)
-]
-
-
-class SafetyPlans(ConfigModel):
-    """Per wijk, the categories its residents put in their wijkveiligheidsplan."""
-
-    version: Literal[1]
-    plans: dict[HaarlemWijk, PlanCategories]
-
-    def covers(self, wijk_code: str | None, category: str) -> bool:
-        return wijk_code is not None and category in self.plans.get(wijk_code, ())
-
-
-def load_safety_plans(path: Path = SAFETY_PLANS_PATH) -> SafetyPlans:
-    """Load and validate safety plans; :class:`ConfigError` names the wijk and the entry."""
-    try:
-        return SafetyPlans.model_validate(read_yaml(path))
-    except ValidationError as exc:
-        raise ConfigError(str(path), error_messages(exc)) from exc
-
-
-@cache
-def safety_plans() -> SafetyPlans:
-    """The project's safety plans, loaded and validated once per process."""
-    return load_safety_plans()
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +54,12 @@ class PriorityDecision:
 
 
 def _general_raisers(
-    category: Category, flags: Flags, wijk_code: str | None, report_count: int, plans: SafetyPlans
+    category: Category,
+    flags: Flags,
+    wijk_code: str | None,
+    report_count: int,
+    plans: SafetyPlans,
+    day: date,
 ) -> Iterator[str]:
     if flags.weapon:
         yield "weapon involved"
@@ -123,7 +71,7 @@ def _general_raisers(
         yield "public-task victim"
     if report_count >= 2:
         yield f"{report_count} independent reports"
-    if plans.covers(wijk_code, category.code):
+    if plans.covers(wijk_code, category.code, day):
         yield f"{category.code} is in the safety plan of {wijk_code}"
 
 
@@ -134,12 +82,12 @@ def decide_priority(
     report_count: int = 1,
     *,
     at: datetime | None = None,
-    plans: SafetyPlans | None = None,
+    plans: SafetyPlans = NO_PLANS,
 ) -> PriorityDecision:
     """The priority of an incident and why (module docstring for the policy).
 
-    ``at`` (when it happened) is needed only for taxonomy raises on ``nightlife_centre``;
-    ``plans`` defaults to the project's ``safety_plans.yaml``.
+    ``at`` (when it happened; default now) is needed for taxonomy raises on
+    ``nightlife_centre`` and for whether a safety plan of ``plans`` runs on that day.
     """
     if report_count < 1:
         raise ValueError(f"report_count must be >= 1, got {report_count}")
@@ -154,8 +102,8 @@ def decide_priority(
         reasons = [f"default of {category}: {cat.default_priority}"]
 
     steps = 0
-    plans = plans if plans is not None else safety_plans()
-    for raiser in _general_raisers(cat, flags, wijk_code, report_count, plans):
+    day = (at or datetime.now(UTC)).astimezone(AMSTERDAM).date()
+    for raiser in _general_raisers(cat, flags, wijk_code, report_count, plans, day):
         if rank == 1:
             reasons.append(f"{raiser}: already P1")
         elif steps == MAX_GENERAL_STEPS:

@@ -6,19 +6,27 @@ from pathlib import Path
 
 from services.common.runtime import Runtime
 from services.common.service import ServiceParts, ServiceSpec
-from services.triage import api
+from services.common.supervision import Background
+from services.triage import api, console, plan_store, plans_api, signals
 from services.triage.actions import Actions
 from services.triage.classifier import Classifier
 from services.triage.decide import Triage
 from services.triage.handlers import build_consumers
+from services.triage.prevention import PreventionSettings
 from services.triage.routing import load_routes
 
 
 def _build(rt: Runtime) -> ServiceParts:
-    # Config errors (routes, safety plans) stop the start with a message naming the rule.
+    # Config errors (routes) stop the start with a message naming the rule.
     triage = Triage(Classifier(), load_routes())
     rt.extras["actions"] = Actions(rt.pool, rt.settings, triage)
-    return ServiceParts(kafka=build_consumers(rt, triage))
+    consumers = build_consumers(rt, triage)
+    signals.subscribe(consumers, rt, PreventionSettings())
+    return ServiceParts(
+        kafka=consumers,
+        before_start=[lambda rt: plan_store.load_into(rt, triage)],
+        background=[Background("safety-plans", plan_store.follow(triage))],
+    )
 
 
 SPEC = ServiceSpec(
@@ -26,7 +34,7 @@ SPEC = ServiceSpec(
     title="Veilig Haarlem — triage",
     description="Category, priority, duplicates, routing and the on-call workflow.",
     migrations=Path(__file__).parent / "migrations",
-    http=[api.router],
+    http=[api.router, console.router, console.staff_api, plans_api.router, signals.router],
     build=_build,
     outbox=True,
     staff=True,

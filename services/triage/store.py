@@ -15,7 +15,7 @@ from uuid import UUID
 
 import asyncpg
 
-from schemas.events import IncidentReported
+from schemas.events import IncidentReported, NotificationEvent
 from services.triage.decide import TriageDecision, duplicate_windows
 from services.triage.domain import (
     DEG_LAT_PER_M,
@@ -25,6 +25,7 @@ from services.triage.domain import (
     NewIncident,
     OpenIncident,
 )
+from services.triage.notifications import KINDS, log_detail
 
 
 def _json(value: Any) -> str:
@@ -69,6 +70,27 @@ async def append_history(
         kind,
         actor,
         _json(detail),
+    )
+
+
+async def log_notifications(conn: asyncpg.Connection, events: Sequence[NotificationEvent]) -> None:
+    """What notify did, for the console: a batch of notification events in one statement."""
+    if not events:
+        return
+    await conn.executemany(
+        "INSERT INTO notification_log (incident_id, message_id, recipient, kind, at, detail) "
+        "VALUES ($1, $2, $3, $4, $5, $6::jsonb)",
+        [
+            (
+                event.incident_id,
+                event.message_id,
+                event.recipient,
+                KINDS[type(event)],
+                event.occurred_at,
+                _json(log_detail(event)),
+            )
+            for event in events
+        ],
     )
 
 

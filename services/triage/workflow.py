@@ -20,7 +20,8 @@ resolved        ``resolved``           IncidentResolved closes with an outcome, 
 closed          ``resolved``           there is no separate closed status
 duplicate       ``merged``             IncidentMerged closes the later incident
 reopened        ``reopened``           a resolved or merged incident is open again
-cancelled       ``cancelled``          withdrawn by the reporting partner; final
+cancelled       ``cancelled``          withdrawn by the reporting partner or called
+                                       off by staff; final
 ==============  =====================  ================================================
 """
 
@@ -34,7 +35,7 @@ from schemas.events import IncidentStatus
 STATUSES: tuple[IncidentStatus, ...] = get_args(IncidentStatus)
 
 # Open statuses: someone may still act on the incident.
-_OPEN: tuple[IncidentStatus, ...] = (
+OPEN_STATUSES: tuple[IncidentStatus, ...] = (
     "triaged",
     "acknowledged",
     "in_progress",
@@ -68,6 +69,10 @@ Action = Literal[
     "resolve",
     "reopen",
     "withdraw",
+    "assign",
+    "start",
+    "hold",
+    "cancel",
 ]
 
 
@@ -85,15 +90,21 @@ ACTIONS: Mapping[Action, Mapping[IncidentStatus, IncidentStatus]] = {
         **_to("acknowledged", "triaged", "reopened"),
         **_stay("acknowledged", "in_progress", "on_hold"),
     },
-    "reclassify": _stay(*_OPEN),
-    "change_priority": _stay(*_OPEN),
+    "reclassify": _stay(*OPEN_STATUSES),
+    "change_priority": _stay(*OPEN_STATUSES),
     # Of the later (duplicate) incident, also straight from intake when triage spots it.
-    "merge": _to("merged", "reported", *_OPEN),
+    "merge": _to("merged", "reported", *OPEN_STATUSES),
     "unmerge": _to("reopened", "merged"),
-    "resolve": _to("resolved", *_OPEN),
+    "resolve": _to("resolved", *OPEN_STATUSES),
     "reopen": _to("reopened", "resolved"),
     # The reporting partner withdraws its report (through intake): only while it is open.
-    "withdraw": _to("cancelled", "reported", *_OPEN),
+    "withdraw": _to("cancelled", "reported", *OPEN_STATUSES),
+    # Staff in the console: an owner (claim is assigning oneself), work started (someone
+    # took it, or it comes back from hold), waiting with a resume time, called off.
+    "assign": _stay(*OPEN_STATUSES),
+    "start": _to("in_progress", "acknowledged", "on_hold", "reopened"),
+    "hold": _to("on_hold", "triaged", "acknowledged", "in_progress"),
+    "cancel": _to("cancelled", *OPEN_STATUSES),
 }
 """action -> {status it is allowed in: status it leads to}."""
 
@@ -134,6 +145,15 @@ def check_transition(old: IncidentStatus, new: IncidentStatus) -> None:
     _known(new)
     if new not in ALLOWED_TRANSITIONS[old]:
         raise IllegalTransition(old, new)
+
+
+STAFF_ACTIONS: tuple[Action, ...] = tuple(a for a in ACTIONS if a != "withdraw")
+"""What triage staff may do (a withdrawal is the reporting partner's)."""
+
+
+def allowed_actions(status: IncidentStatus) -> list[Action]:
+    """The staff actions allowed in ``status``, in table order (what the console offers)."""
+    return [a for a in STAFF_ACTIONS if status in ACTIONS[a]]
 
 
 def check_action(action: Action, status: IncidentStatus) -> IncidentStatus:

@@ -128,6 +128,7 @@ async def start_platform(settings: Settings, tmp_path: Path) -> AsyncIterator[Pl
         "CONSUMER_GROUP_PREFIX": settings.consumer_group_prefix,
         "PII_KEYS": os.environ["PII_KEYS"],
         **{f"{s.upper()}_PORT": str(p) for s, p in ports.items()},
+        **{f"{s.upper()}_METRICS_PORT": str(free_port()) for s in SERVICES},
     }
     programs = []
     for service in SERVICES:
@@ -136,7 +137,11 @@ async def start_platform(settings: Settings, tmp_path: Path) -> AsyncIterator[Pl
         program.env["VEILIG_TRACE_FILE"] = str(trace_dir / f"{service}.jsonl")
         if service == "notify":
             program.env.update(
-                {"NOTIFY_SMTP_HOST": "127.0.0.1", "NOTIFY_SMTP_PORT": str(smtp_port)}
+                {
+                    "NOTIFY_SMTP_HOST": "127.0.0.1",
+                    "NOTIFY_SMTP_PORT": str(smtp_port),
+                    "NOTIFY_SMTP_STARTTLS": "false",
+                }
             )
         programs.append(program)
     programs.append(

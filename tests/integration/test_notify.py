@@ -203,6 +203,7 @@ def notify_config(smtp_port: int, **changes: Any) -> NotifySettings:
         "poll_seconds": 0.1,
         "smtp_host": "127.0.0.1",
         "smtp_port": smtp_port,
+        "smtp_starttls": False,  # the test's relay on loopback
         "public_base_url": BASE_URL,
     }
     values.update(changes)

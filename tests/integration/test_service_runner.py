@@ -9,12 +9,13 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import asyncpg
 import httpx
 import pytest
 
-from services.common.settings import Settings
+from services.common.settings import SERVICES, Settings
 
 pytestmark = pytest.mark.integration
 
@@ -34,6 +35,8 @@ def service_env(settings: Settings, **ports: int) -> dict[str, str]:
         "CONSUMER_GROUP_PREFIX": settings.consumer_group_prefix,
     }
     env.update({f"{name.upper()}_PORT": str(port) for name, port in ports.items()})
+    # /metrics has a port of its own per service: free ones, not the defaults `make run` uses.
+    env.update({f"{name.upper()}_METRICS_PORT": str(free_port()) for name in SERVICES})
     return env
 
 
@@ -57,9 +60,10 @@ async def test_service_starts_serves_health_and_metrics_and_stops_on_sigterm(
     service: str, settings: Settings
 ) -> None:
     port = free_port()
+    env = service_env(settings, **{service: port})
     proc = subprocess.Popen(
         [sys.executable, "-m", f"services.{service}"],
-        env=service_env(settings, **{service: port}),
+        env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
@@ -71,16 +75,19 @@ async def test_service_starts_serves_health_and_metrics_and_stops_on_sigterm(
         )
         # Every background loop is supervised and reported, every lag check under threshold.
         loops = {
-            "intake": {"outbox-relay", "key-cache"},
-            "triage": {"outbox-relay"},
-            "notify": {"outbox-relay", "delivery-worker", "escalation-timers"},
+            "intake": {"outbox-relay", "key-cache", "status-callbacks"},
+            "triage": {"outbox-relay", "safety-plans"},
+            "notify": {"outbox-relay", "delivery-worker", "escalation-timers", "nightlife-summary"},
             "analytics": {"kafka-monitor"},
         }[service]
         assert set(ready["loops"]) == loops
         assert all(loop["alive"] for loop in ready["loops"].values())
         assert all(lag["ok"] for lag in ready["lag"].values())
-        metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        # Metrics on a port of their own, bound to loopback; not on the API's port.
+        metrics_port = env[f"{service.upper()}_METRICS_PORT"]
+        metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
         assert "python_info" in metrics
+        assert httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).status_code == 404
         conn = await asyncpg.connect(settings.database_url.get_secret_value())
         try:
             versions = await conn.fetch(f"SELECT version FROM {service}.schema_migrations")
@@ -95,3 +102,41 @@ async def test_service_starts_serves_health_and_metrics_and_stops_on_sigterm(
     # sees "terminated by SIGTERM"; the log shows that the graceful path ran to its end.
     assert proc.returncode in (0, -signal.SIGTERM), log
     assert '"msg": "stopped"' in log
+
+
+async def test_production_settings_serve_no_api_docs(settings: Settings) -> None:
+    port = free_port()
+    env = service_env(settings, analytics=port) | {"LOCAL_DEVELOPMENT": "false"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "services.analytics"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_ready(f"http://127.0.0.1:{port}/health/ready", proc)
+        for path in ("/docs", "/redoc", "/openapi.json"):
+            assert httpx.get(f"http://127.0.0.1:{port}{path}", timeout=5).status_code == 404
+        metrics_port = env["ANALYTICS_METRICS_PORT"]
+        assert httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).is_success
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)
+
+
+@pytest.mark.parametrize("service", ["intake", "notify"])
+def test_without_pii_keys_a_service_with_personal_data_does_not_start(
+    service: str, settings: Settings, tmp_path: Path
+) -> None:
+    env = service_env(settings, **{service: free_port()}) | {
+        "LOCAL_DEVELOPMENT": "false",
+        "PII_KEY_FILE": str(tmp_path / "no-such.keys"),
+    }
+    env.pop("PII_KEYS")
+    done = subprocess.run(
+        [sys.executable, "-m", f"services.{service}"], env=env, capture_output=True, timeout=60
+    )
+    assert done.returncode == 1
+    message = done.stderr.decode()
+    assert f"{service} does not start: no PII key: set PII_KEYS" in message, message
+    assert not (tmp_path / "no-such.keys").exists()  # no key of its own outside development

@@ -54,3 +54,13 @@ def test_buckets_are_local_hours_days_and_iso_weeks() -> None:
     weeks = bucket_starts("week", march)  # 1 March 2025 is a Saturday: its week counts whole
     assert weeks[0] == utc(2025, 2, 23, 23) and len(weeks) == 6
     assert all(w.astimezone(AMSTERDAM).weekday() == 0 for w in weeks)
+
+
+@pytest.mark.parametrize(
+    ("text", "before"), [("1900", "1899"), ("1900-01", "1899-12"), ("1900-Q1", "1899-Q4")]
+)
+def test_the_first_year_a_client_may_ask_for_has_a_previous_period(text: str, before: str) -> None:
+    """The wijk report compares with the period before (found by schemathesis: a 500)."""
+    assert parse_period(text).previous().label == before
+    with pytest.raises(PeriodError):
+        parse_period(before)

@@ -65,7 +65,7 @@ def test_runs_as_a_non_root_user_with_a_healthcheck() -> None:
     assert users and users[-1].split()[1].split(":")[0] not in {"0", "root"}
     healthchecks = instructions("HEALTHCHECK")
     assert len(healthchecks) == 1 and "/health/ready" in healthchecks[0]
-    assert "EXPOSE 8080" in INSTRUCTIONS
+    assert "EXPOSE 8080 9100" in INSTRUCTIONS
 
 
 def test_no_kafka_tools_or_java_in_the_image() -> None:

@@ -29,6 +29,7 @@ from schemas.events import (
     Event,
     Flags,
     IncidentAcknowledged,
+    IncidentAssigned,
     IncidentMerged,
     IncidentPriorityChanged,
     IncidentReclassified,
@@ -37,6 +38,7 @@ from schemas.events import (
     IncidentStatusChanged,
     IncidentTriaged,
     IncidentWithdrawalRequested,
+    IncidentZorgsignaalRaised,
     Location,
     NotificationAcknowledged,
     NotificationDelivered,
@@ -45,6 +47,9 @@ from schemas.events import (
     NotificationFailed,
     Recipient,
     Reporter,
+    SafetyPlanAdopted,
+    SafetyPlanEnded,
+    SafetyPlanEvent,
 )
 from schemas.examples import EXAMPLES
 from schemas.taxonomy import PLACEHOLDERS, Profile, RecipientRule, taxonomy
@@ -70,12 +75,13 @@ def test_headers_key_and_topic(event: Event) -> None:
     message = encode(event, traceparent=TRACEPARENT, tracestate="vh=1")
     headers = message.text_headers()
     assert message.topic == event.topic.name
-    assert message.key == str(event.incident_id).encode()
+    subject = event.wijk_code if isinstance(event, SafetyPlanEvent) else str(event.incident_id)
+    assert message.key == subject.encode()
     assert headers["ce_specversion"] == "1.0"
     assert headers["ce_id"] == str(event.event_id)
     assert headers["ce_source"] == f"/veilig-haarlem/{event.producer}"
     assert headers["ce_type"] == event.ce_type
-    assert headers["ce_subject"] == str(event.incident_id)
+    assert headers["ce_subject"] == subject
     assert headers["content-type"] == "application/json"
     assert headers["traceparent"] == TRACEPARENT
     assert headers["tracestate"] == "vh=1"
@@ -95,7 +101,7 @@ def test_the_official_cloudevents_sdk_reads_our_messages(event: Event) -> None:
     assert parsed.get_id() == str(event.event_id)
     assert parsed.get_source() == f"/veilig-haarlem/{event.producer}"
     assert parsed.get_type() == event.ce_type
-    assert parsed.get_subject() == str(event.incident_id)
+    assert parsed.get_subject() == event.subject
     assert parsed.get_time() == event.occurred_at
     assert parsed.get_datacontenttype() == "application/json"
     assert parsed.get_data() == event.model_dump(mode="json")
@@ -332,6 +338,17 @@ def envelope(cls: type[Event]) -> dict[str, st.SearchStrategy[Any]]:
     }
 
 
+def safety_plan(cls: type[Event]) -> dict[str, st.SearchStrategy[Any]]:
+    about_incident = envelope(cls)
+    del about_incident["incident_id"]
+    return {
+        **about_incident,
+        "wijk_code": BUURT.map(lambda b: b.wijk_code),
+        "version": st.integers(1, 1000),
+        "actor": text(100, 1),
+    }
+
+
 def notification(cls: type[Event]) -> dict[str, st.SearchStrategy[Any]]:
     return {**envelope(cls), "message_id": st.uuids(), "recipient": RECIPIENT}
 
@@ -412,6 +429,14 @@ STRATEGIES: dict[type[Event], st.SearchStrategy[Event]] = {
         "new_status",
         st.sampled_from(["reported", "triaged", "in_progress", "on_hold", "reopened"]),
     ),
+    IncidentAssigned: st.builds(
+        IncidentAssigned,
+        **envelope(IncidentAssigned),
+        owner=maybe(text(100)),
+        previous_owner=maybe(text(100)),
+        actor=maybe(text(100)),
+        reason=maybe(text(1000)),
+    ),
     IncidentAcknowledged: st.builds(
         IncidentAcknowledged,
         **envelope(IncidentAcknowledged),
@@ -433,6 +458,36 @@ STRATEGIES: dict[type[Event], st.SearchStrategy[Event]] = {
         partner=PARTNER,
         external_id=text(200, 1),
         reason=text(1000, 1),
+    ),
+    IncidentZorgsignaalRaised: st.builds(
+        IncidentZorgsignaalRaised,
+        **envelope(IncidentZorgsignaalRaised),
+        signal_id=st.uuids(),
+        incidents=st.lists(st.uuids(), min_size=2, max_size=5).map(tuple),
+        categories=st.lists(CATEGORY, min_size=1, max_size=3, unique=True).map(tuple),
+        matched_on=st.sampled_from(["point", "address"]),
+        window_days=st.integers(1, 365),
+        buurt_code=maybe(BUURT.map(lambda b: b.code)),
+        wijk_code=maybe(BUURT.map(lambda b: b.wijk_code)),
+        recipient=RECIPIENT,
+    ),
+    SafetyPlanAdopted: st.builds(
+        lambda kw, days: SafetyPlanAdopted(**kw, starts_on=min(days), ends_on=max(days)),
+        st.fixed_dictionaries(
+            {
+                **safety_plan(SafetyPlanAdopted),
+                "categories": st.lists(CATEGORY, min_size=1, max_size=5, unique=True).map(tuple),
+                "adopted_by": text(200, 1),
+                "adopted_on": st.dates(),
+            }
+        ),
+        st.lists(st.dates(), min_size=2, max_size=2),
+    ),
+    SafetyPlanEnded: st.builds(
+        SafetyPlanEnded,
+        **safety_plan(SafetyPlanEnded),
+        ends_on=st.dates(),
+        reason=maybe(text(1000)),
     ),
     NotificationDispatched: st.builds(
         NotificationDispatched,

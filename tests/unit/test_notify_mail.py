@@ -11,10 +11,12 @@ from typing import Any
 
 import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
+from pydantic import ValidationError
 
 from schemas.taxonomy import Profile
 from services.notify.mail import compose_email, send_email
 from services.notify.messages import build_payload
+from services.notify.settings import NotifySettings
 from tests.unit.test_notify_messages import (
     ADDRESS,
     DESCRIPTION,
@@ -190,3 +192,16 @@ async def test_connection_refused_is_retried() -> None:
 def test_the_sender_needs_a_domain_for_the_message_id() -> None:
     with pytest.raises(ValueError, match="no domain"):
         compose_email(payload(Profile.COARSE), to=TO, sender="veilig", subject_prefix="[VH]")
+
+
+async def test_smtp_requires_starttls_unless_switched_off_for_a_local_relay(
+    mailbox: Mailbox, smtp: tuple[Mailbox, int]
+) -> None:
+    with pytest.raises(ValidationError, match="only for a relay on loopback"):
+        NotifySettings(smtp_host="smtp.example.org", smtp_starttls=False)
+    assert NotifySettings().smtp_starttls
+    assert not NotifySettings(smtp_host="127.0.0.1", smtp_starttls=False).smtp_starttls
+    # This relay offers no STARTTLS: required, nothing is handed to it.
+    result = await send_email(compose(Profile.FULL), "127.0.0.1", smtp[1], timeout=5, starttls=True)
+    assert result.outcome == "retry" and "STARTTLS" in str(result.error)
+    assert mailbox.messages == []

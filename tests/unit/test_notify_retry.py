@@ -89,5 +89,13 @@ def test_policy_decides_what_is_final(outcome: Outcome, attempt: int, final: boo
 
 def test_policy_schedule_honours_retry_after() -> None:
     policy = RetryPolicy(base_seconds=2, max_seconds=60, max_attempts=5)
-    result = DeliveryResult("retry", status_code=429, retry_after=300, error="HTTP 429")
-    assert policy.schedule(result, 1, NOW, random.Random(0)) == NOW + timedelta(seconds=300)
+    result = DeliveryResult("retry", status_code=429, retry_after=45, error="HTTP 429")
+    assert policy.schedule(result, 1, NOW, random.Random(0)) == NOW + timedelta(seconds=45)
+
+
+@pytest.mark.parametrize("asked", [300.0, 10.0**12])
+def test_retry_after_is_capped_at_the_longest_wait(asked: float) -> None:
+    """An endpoint cannot park a message beyond the longest wait between attempts."""
+    policy = RetryPolicy(base_seconds=2, max_seconds=60, max_attempts=5)
+    result = DeliveryResult("retry", status_code=503, retry_after=asked, error="HTTP 503")
+    assert policy.schedule(result, 1, NOW, random.Random(0)) == NOW + timedelta(seconds=60)

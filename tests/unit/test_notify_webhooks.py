@@ -17,16 +17,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
-import httpx
 import pytest
-import uvicorn
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from schemas.taxonomy import Profile
 from services.notify.retry import DeliveryResult
+from services.notify.targets import TargetPolicy, WebhookClient
 from services.notify.webhooks import (
     classify_response,
     generate_secret,
@@ -34,6 +34,7 @@ from services.notify.webhooks import (
     send_webhook,
     sign,
 )
+from tests.support import serving
 
 BODY = '{"kind":"alert","category":{"label":"woninginbraak"},"note":"vóór 23:45"}'.encode()
 MESSAGE_ID = "c3e1f5a7-9b2d-4c6e-8f0a-1b2c3d4e5f60"
@@ -81,23 +82,9 @@ class Receiver:
 async def server() -> AsyncIterator[Receiver]:
     receiver = Receiver()
     app = Starlette(routes=[Route("/hook", receiver.hook, methods=["POST"])])
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    # log_config=None: leave the test process's logging alone.
-    config = uvicorn.Config(app, lifespan="off", log_config=None, log_level="warning")
-    uv = uvicorn.Server(config)
-    task = asyncio.create_task(uv.serve(sockets=[sock]))
-    for _ in range(500):
-        if uv.started:
-            break
-        await asyncio.sleep(0.01)
-    assert uv.started, "the receiver did not start"
-    receiver.url = f"http://127.0.0.1:{port}/hook"
-    yield receiver
-    uv.should_exit = True
-    await task
-    sock.close()
+    async with serving(app) as port:
+        receiver.url = f"http://127.0.0.1:{port}/hook"
+        yield receiver
 
 
 @pytest.fixture
@@ -109,13 +96,13 @@ async def receiver(server: Receiver) -> AsyncIterator[Receiver]:
 
 
 @pytest.fixture
-async def client() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient() as c:
+async def client() -> AsyncIterator[WebhookClient]:
+    async with WebhookClient(TargetPolicy(local_development=True), max_response_bytes=4096) as c:
         yield c
 
 
 async def post(
-    client: httpx.AsyncClient,
+    client: WebhookClient,
     url: str,
     secrets: list[str],
     *,
@@ -129,13 +116,14 @@ async def post(
         message_id=MESSAGE_ID,
         secrets=secrets,
         content_type="application/json",
+        profile=Profile.FULL,
         traceparent=traceparent,
         timeout=limit,
     )
 
 
 async def test_a_signed_webhook_verifies_with_the_library(
-    receiver: Receiver, client: httpx.AsyncClient
+    receiver: Receiver, client: WebhookClient
 ) -> None:
     traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
     result = await post(client, receiver.url, [receiver.secret], traceparent=traceparent)
@@ -150,13 +138,13 @@ async def test_a_signed_webhook_verifies_with_the_library(
     assert got.headers["traceparent"] == traceparent
 
 
-async def test_no_traceparent_unless_given(receiver: Receiver, client: httpx.AsyncClient) -> None:
+async def test_no_traceparent_unless_given(receiver: Receiver, client: WebhookClient) -> None:
     await post(client, receiver.url, [receiver.secret])
     assert "traceparent" not in receiver.received[0].headers
 
 
 async def test_rotation_signs_with_every_active_secret(
-    receiver: Receiver, client: httpx.AsyncClient
+    receiver: Receiver, client: WebhookClient
 ) -> None:
     old, new = generate_secret(), receiver.secret
     result = await post(client, receiver.url, [old, new])
@@ -169,7 +157,7 @@ async def test_rotation_signs_with_every_active_secret(
 
 
 async def test_a_receiver_with_another_secret_rejects(
-    receiver: Receiver, client: httpx.AsyncClient
+    receiver: Receiver, client: WebhookClient
 ) -> None:
     result = await post(client, receiver.url, [generate_secret()])
     assert not receiver.received[0].verified
@@ -177,7 +165,7 @@ async def test_a_receiver_with_another_secret_rejects(
 
 
 async def test_retries_send_the_same_webhook_id_and_body(
-    receiver: Receiver, client: httpx.AsyncClient
+    receiver: Receiver, client: WebhookClient
 ) -> None:
     receiver.script = [Answer(500), Answer(503)]
     outcomes = [(await post(client, receiver.url, [receiver.secret])).outcome for _ in range(3)]
@@ -188,7 +176,7 @@ async def test_retries_send_the_same_webhook_id_and_body(
 
 
 async def test_throttled_with_retry_after_seconds(
-    receiver: Receiver, client: httpx.AsyncClient
+    receiver: Receiver, client: WebhookClient
 ) -> None:
     receiver.script = [Answer(429, {"Retry-After": "7"})]
     result = await post(client, receiver.url, [receiver.secret])
@@ -196,9 +184,7 @@ async def test_throttled_with_retry_after_seconds(
     assert result.error == "HTTP 429 Too Many Requests"
 
 
-async def test_unavailable_with_retry_after_date(
-    receiver: Receiver, client: httpx.AsyncClient
-) -> None:
+async def test_unavailable_with_retry_after_date(receiver: Receiver, client: WebhookClient) -> None:
     later = datetime.now(UTC) + timedelta(seconds=120)
     receiver.script = [Answer(503, {"Retry-After": format_datetime(later, usegmt=True)})]
     result = await post(client, receiver.url, [receiver.secret])
@@ -211,7 +197,7 @@ async def test_unavailable_with_retry_after_date(
     [(410, "gone"), (400, "failed"), (404, "failed"), (408, "retry"), (502, "retry")],
 )
 async def test_status_classification_against_the_receiver(
-    receiver: Receiver, client: httpx.AsyncClient, status: int, outcome: str
+    receiver: Receiver, client: WebhookClient, status: int, outcome: str
 ) -> None:
     receiver.script = [Answer(status)]
     result = await post(client, receiver.url, [receiver.secret])
@@ -220,7 +206,7 @@ async def test_status_classification_against_the_receiver(
 
 
 async def test_a_slow_receiver_times_out_and_is_retried(
-    receiver: Receiver, client: httpx.AsyncClient
+    receiver: Receiver, client: WebhookClient
 ) -> None:
     receiver.script = [Answer(204, delay=1.5)]
     result = await post(client, receiver.url, [receiver.secret], limit=0.3)
@@ -229,16 +215,16 @@ async def test_a_slow_receiver_times_out_and_is_retried(
     assert str(result.error).startswith("timeout")
 
 
-async def test_connection_refused_is_retried(client: httpx.AsyncClient) -> None:
+async def test_connection_refused_is_retried(client: WebhookClient) -> None:
     with socket.socket() as s:  # a port that was free a moment ago: nobody listens
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     result = await post(client, f"http://127.0.0.1:{port}/hook", [generate_secret()])
     assert result.outcome == "retry"
-    assert "ConnectError" in str(result.error)
+    assert "ClientConnectorError" in str(result.error)
 
 
-async def test_a_bad_url_fails_for_good(client: httpx.AsyncClient) -> None:
+async def test_a_bad_url_fails_for_good(client: WebhookClient) -> None:
     result = await post(client, "ftp://127.0.0.1/hook", [generate_secret()])
     assert result.outcome == "failed"
 

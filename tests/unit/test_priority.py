@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from pathlib import Path
 
 import pytest
 import yaml
@@ -15,15 +14,9 @@ from schemas.taxonomy import parse_taxonomy, taxonomy
 from schemas.timeutil import AMSTERDAM, deadlines
 from services.cli import app
 from services.triage import priority as priority_module
-from services.triage.priority import (
-    QUEUE_PRIORITY,
-    SafetyPlans,
-    decide_priority,
-    load_safety_plans,
-)
-from services.triage.routing import ConfigError
+from services.triage.plans import NO_PLANS, PlanError, SafetyPlan, SafetyPlans, parse_plan
+from services.triage.priority import QUEUE_PRIORITY, decide_priority
 
-NO_PLANS = SafetyPlans(version=1, plans={})
 OUDE_STAD = "WK039201"
 MEERWIJK = "WK039221"
 SATURDAY_NIGHT = datetime(2026, 11, 28, 23, 30, tzinfo=AMSTERDAM)
@@ -151,9 +144,22 @@ def test_bad_arguments() -> None:
 # --- safety plans -----------------------------------------------------------------------------
 
 
-def test_a_safety_plan_category_is_raised_in_its_wijk_only() -> None:
-    plans = SafetyPlans(version=1, plans={MEERWIJK: ("jeugdoverlast",)})
-    raised = decide_priority("jeugdoverlast", Flags(), MEERWIJK, plans=plans)
+def meerwijk_plan(**changes: object) -> SafetyPlan:
+    data = {
+        "wijk_code": MEERWIJK,
+        "categories": ["jeugdoverlast"],
+        "starts_on": "2026-01-01",
+        "ends_on": "2026-12-31",
+        "adopted_by": "Wijkraad Meerwijk",
+        "adopted_on": "2025-12-10",
+        **changes,
+    }
+    return parse_plan(data)
+
+
+def test_a_safety_plan_category_is_raised_in_its_wijk_only_while_it_runs() -> None:
+    plans = SafetyPlans({MEERWIJK: meerwijk_plan()})
+    raised = decide_priority("jeugdoverlast", Flags(), MEERWIJK, at=SATURDAY_NIGHT, plans=plans)
     assert (raised.priority, raised.reasons) == (
         "P2",
         [
@@ -161,55 +167,53 @@ def test_a_safety_plan_category_is_raised_in_its_wijk_only() -> None:
             f"jeugdoverlast is in the safety plan of {MEERWIJK}: P3 -> P2",
         ],
     )
-    assert decide_priority("jeugdoverlast", Flags(), OUDE_STAD, plans=plans).priority == "P3"
-    assert decide_priority("jeugdoverlast", Flags(), None, plans=plans).priority == "P3"
-    assert decide_priority("drugsoverlast", Flags(), MEERWIJK, plans=plans).priority == "P3"
+    at = SATURDAY_NIGHT
+    assert decide_priority("jeugdoverlast", Flags(), OUDE_STAD, at=at, plans=plans).priority == "P3"
+    assert decide_priority("jeugdoverlast", Flags(), None, at=at, plans=plans).priority == "P3"
+    assert decide_priority("drugsoverlast", Flags(), MEERWIJK, at=at, plans=plans).priority == "P3"
+    # Its first and last day count, local time; the day after it ended does not.
+    first = datetime(2026, 1, 1, 0, 30, tzinfo=AMSTERDAM)  # 2025-12-31 23:30 UTC
+    after = datetime(2027, 1, 1, 0, 30, tzinfo=AMSTERDAM)
+    assert (
+        decide_priority("jeugdoverlast", Flags(), MEERWIJK, at=first, plans=plans).priority == "P2"
+    )
+    assert (
+        decide_priority("jeugdoverlast", Flags(), MEERWIJK, at=after, plans=plans).priority == "P3"
+    )
 
 
-def test_the_shipped_safety_plans_load_and_apply() -> None:
-    plans = load_safety_plans()
-    assert plans.covers(MEERWIJK, "jeugdoverlast")
-    assert decide_priority("jeugdoverlast", Flags(), MEERWIJK).priority == "P2"
+def test_no_plans_by_default() -> None:
+    assert decide_priority("jeugdoverlast", Flags(), MEERWIJK).priority == "P3"
 
 
-def plan_problems(tmp_path: Path, text: str) -> list[str]:
-    path = tmp_path / "safety_plans.yaml"
-    path.write_text(text, encoding="utf-8")
-    with pytest.raises(ConfigError) as caught:
-        load_safety_plans(path)
-    assert str(path) in str(caught.value)
-    return caught.value.problems
+def plan_problems(**changes: object) -> str:
+    with pytest.raises(PlanError) as caught:
+        meerwijk_plan(**changes)
+    return str(caught.value)
 
 
-def test_safety_plan_errors_name_the_entry(tmp_path: Path) -> None:
+def test_safety_plan_errors_name_the_field() -> None:
     assert plan_problems(
-        tmp_path,
-        "version: 1\n"
-        "plans:\n"
-        "  WK039299: [jeugdoverlast]\n"
-        "  WK039201: [drugsoverlast, drugoverlast, overig]\n"
-        "  WK039221: [vandalisme, vandalisme]\n"
-        "  WK039207: []\n",
-    ) == [
-        "plans.WK039299.[key]: 'WK039299' is not a wijk of Haarlem",
-        "plans.WK039201[1]: unknown category 'drugoverlast'; known: "
-        + ", ".join(taxonomy().category_codes),
-        "plans.WK039201[2]: 'overig' has no priority to raise",
-        "plans.WK039221: listed more than once: vandalisme",
-        "plans.WK039207: give at least one value",
-    ]
+        wijk_code="WK039299", categories=["drugsoverlast", "drugoverlast", "overig"]
+    ) == "; ".join(
+        [
+            "wijk_code: 'WK039299' is not a wijk of Haarlem",
+            "categories[1]: unknown category 'drugoverlast'; known: "
+            + ", ".join(taxonomy().category_codes),
+            "categories[2]: 'overig' has no priority to raise",
+        ]
+    )
+    assert plan_problems(categories=["vandalisme", "vandalisme"]) == (
+        "categories: listed more than once: vandalisme"
+    )
+    assert plan_problems(categories=[]) == "categories: give at least one value"
+    assert (
+        plan_problems(ends_on="2025-12-31") == "ends_on 2025-12-31 is before starts_on 2026-01-01"
+    )
+    assert plan_problems(adopted_by="") == "adopted_by: String should have at least 1 character"
 
 
-def test_safety_plan_file_errors(tmp_path: Path) -> None:
-    assert plan_problems(tmp_path, "version: 1\nplan: {}\n") == [
-        "unknown key 'plan' (did you mean 'plans'?); known: version, plans"
-    ]
-    assert plan_problems(
-        tmp_path, "version: 1\nplans:\n  WK039201: [vpt]\n  WK039201: [brand]\n"
-    ) == ["line 4: duplicate key 'WK039201'"]
-
-
-def test_cli_priority_and_plans(tmp_path: Path) -> None:
+def test_cli_priority() -> None:
     runner = CliRunner()
     result = runner.invoke(
         app,
@@ -233,7 +237,3 @@ def test_cli_priority_and_plans(tmp_path: Path) -> None:
         "acknowledge by:  Friday 2026-11-27 18:00 CET",
         "handle by:       Wednesday 2026-12-02 16:00 CET",
     ]
-
-    result = runner.invoke(app, ["triage", "plans"])
-    assert result.exit_code == 0, result.output
-    assert f"{MEERWIJK} Meerwijk: jeugdoverlast, woonoverlast" in result.output

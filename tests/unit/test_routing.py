@@ -53,7 +53,7 @@ def incident(
     needs_review: bool = False,
     **flags: bool,
 ) -> RoutingInput:
-    # The category's default priority unless given: the shipped safety plans stay out of it.
+    # The category's default priority unless given.
     if isinstance(priority, EllipsisType):
         priority = taxonomy().category(category).default_priority
     return RoutingInput(

@@ -20,10 +20,11 @@ from schemas.events import (
     IncidentTriaged,
     Location,
     NotificationEvent,
+    SafetyPlanEvent,
     register,
 )
 from schemas.examples import EXAMPLES
-from schemas.topics import INCIDENT_EVENTS, NOTIFICATION_EVENTS
+from schemas.topics import INCIDENT_EVENTS, NOTIFICATION_EVENTS, SAFETY_PLANS, Topic
 
 FACTS = {
     "incident": [
@@ -36,8 +37,16 @@ FACTS = {
         "acknowledged",
         "resolved",
         "withdrawal-requested",
+        "zorgsignaal-raised",
+        "assigned",
     ],
     "notification": ["dispatched", "delivered", "failed", "escalated", "acknowledged"],
+    "safety-plan": ["adopted", "ended"],
+}
+FAMILIES: dict[type[Event], tuple[str, Topic]] = {
+    IncidentEvent: ("Incident", INCIDENT_EVENTS),
+    NotificationEvent: ("Notification", NOTIFICATION_EVENTS),
+    SafetyPlanEvent: ("SafetyPlan", SAFETY_PLANS),
 }
 
 
@@ -57,10 +66,9 @@ def test_the_registry_holds_every_fact_as_v1() -> None:
 
 @pytest.mark.parametrize("cls", REGISTRY.values(), ids=lambda c: c.__name__)
 def test_names_topics_and_immutability(cls: type[Event]) -> None:
-    family = "incident" if issubclass(cls, IncidentEvent) else "notification"
-    assert issubclass(cls, IncidentEvent | NotificationEvent)
-    assert cls.topic is (INCIDENT_EVENTS if family == "incident" else NOTIFICATION_EVENTS)
-    assert re.fullmatch(rf"{family.capitalize()}[A-Z][a-z]+(?:[A-Z][a-z]+)*ed", cls.__name__)
+    ((prefix, topic),) = [found for base, found in FAMILIES.items() if issubclass(cls, base)]
+    assert cls.topic is topic
+    assert re.fullmatch(rf"{prefix}[A-Z][a-z]+(?:[A-Z][a-z]+)*ed", cls.__name__)
     event = EXAMPLES[cls]
     with pytest.raises(ValidationError, match="frozen"):
         event.event_id = uuid4()  # type: ignore[misc]

@@ -109,7 +109,11 @@ def test_asyncapi_messages_are_the_events_with_cloudevents_headers() -> None:
         resolver_root = {"components": {"schemas": schemas}, **_resolve(message["payload"]["$ref"])}
         jsonschema.validate(example["payload"], resolver_root)
         jsonschema.validate(example["headers"], message["headers"])
-        channel = "incidentEvents" if ce_type.split(".")[3] == "incident" else "notificationEvents"
+        channel = {
+            "incident": "incidentEvents",
+            "notification": "notificationEvents",
+            "safety-plan": "safetyPlans",
+        }[ce_type.split(".")[3]]
         assert cls.__name__ in DOCUMENT["channels"][channel]["messages"]
 
 

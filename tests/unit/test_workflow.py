@@ -16,6 +16,7 @@ from services.triage.workflow import (
     Action,
     IllegalAction,
     IllegalTransition,
+    allowed_actions,
     check_action,
     check_transition,
 )
@@ -99,6 +100,10 @@ def test_every_action_is_a_status_change_the_table_allows(
         ("unmerge", "resolved", "merged"),
         ("resolve", "resolved", "triaged, acknowledged, in_progress, on_hold, reopened"),
         ("reopen", "in_progress", "resolved"),
+        ("assign", "resolved", "triaged, acknowledged, in_progress, on_hold, reopened"),
+        ("start", "triaged", "acknowledged, on_hold, reopened"),
+        ("hold", "reopened", "triaged, acknowledged, in_progress"),
+        ("cancel", "merged", "triaged, acknowledged, in_progress, on_hold, reopened"),
     ],
 )
 def test_an_action_out_of_place_names_where_it_is_allowed(
@@ -112,6 +117,24 @@ def test_an_action_out_of_place_names_where_it_is_allowed(
 def test_acknowledging_twice_keeps_the_status() -> None:
     assert check_action("acknowledge", "triaged") == "acknowledged"
     assert check_action("acknowledge", "in_progress") == "in_progress"
+
+
+def test_the_console_workflow_reaches_in_progress_on_hold_and_cancelled() -> None:
+    assert check_action("hold", "triaged") == "on_hold"
+    assert check_action("start", "on_hold") == "in_progress"  # resumed
+    assert check_action("hold", "in_progress") == "on_hold"
+    assert check_action("assign", "on_hold") == "on_hold"  # an owner changes no status
+    assert check_action("cancel", "on_hold") == "cancelled"
+
+
+def test_the_console_offers_what_the_status_allows() -> None:
+    assert allowed_actions("on_hold") == [
+        "acknowledge", "reclassify", "change_priority", "merge", "resolve", "assign", "start",
+        "cancel",
+    ]  # fmt: skip
+    assert allowed_actions("resolved") == ["reopen"]
+    assert allowed_actions("cancelled") == []
+    assert "withdraw" not in allowed_actions("triaged")  # the reporting partner's
 
 
 def test_unknown_action() -> None:

@@ -29,7 +29,7 @@ from schemas.topics import INCIDENT_SUBMISSIONS
 from services.analytics.kafka_monitor import KafkaMonitor
 from services.common.settings import Settings, get_settings
 from tools import demo
-from tools.bench import kafka_tools, output, peer, scenarios
+from tools.bench import console_queue, drain, kafka_tools, output, peer, scenarios
 from tools.bench.loadgen import LoadGenerator, Target
 from tools.bench.observe import Deliveries
 from tools.bench.reports import record_size
@@ -51,6 +51,8 @@ class Scenario(StrEnum):
     p1 = "p1"
     peer = "peer"
     rebuild = "rebuild"
+    drain = "drain"
+    console = "console"
 
 
 def bench(
@@ -162,6 +164,10 @@ async def run(
                 found["side_by_side"] = scenarios.side_by_side(results.get("end_to_end", {}), found)
                 return found
 
+            async def measure_console(b: scenarios.Bench) -> dict[str, Any]:
+                triage = f"http://{settings.http_host}:{settings.triage_port}"
+                return await console_queue.measure(b.pool, triage)
+
             # Order: the end-to-end steps and the peer need an idle pipeline and a free
             # receiver; the intake scenarios leave a backlog behind that nothing after them
             # waits for.
@@ -172,6 +178,7 @@ async def run(
                 (Scenario.p1, scenarios.p1_in_burst),
                 (Scenario.http, scenarios.http_intake),
                 (Scenario.kafka, scenarios.kafka_intake),
+                (Scenario.console, measure_console),
             ):
                 if name not in skip:
                     log.info("scenario %s", name.value)
@@ -190,6 +197,13 @@ async def run(
         results["rebuild"] = await scenarios.analytics_rebuild(
             settings, results["broker"]["consumer"]["per_second"]
         )
+    # Notify's delivery worker alone, on a backlog of its own (a schema of its own).
+    if Scenario.drain not in skip:
+        log.info("scenario drain")
+        drained = await drain.drain(
+            settings.database_url.get_secret_value(), profile.drain_deliveries, concurrency=64
+        )
+        results["notify_drain"] = drained.summary()
     results["run"]["wall_seconds"] = round(time.monotonic() - began, 1)
     folder = options.out / started.strftime("%Y%m%dT%H%M%SZ")
     output.write(folder, results, timelines)
@@ -203,6 +217,7 @@ _KEYS = {
     Scenario.peer: "peer",
     Scenario.http: "http_intake",
     Scenario.kafka: "kafka_intake",
+    Scenario.console: "console_queue",
 }
 
 

@@ -130,10 +130,22 @@ def markdown(results: dict[str, Any]) -> str:
             f"{_num(p1['p1_first_delivery_ms']['max'], ' ms')} "
             f"(burst drained in {_num(p1['burst_drained_seconds'], ' s')}) | — |"
         )
+    if queue := results.get("console_queue"):
+        lines.append(
+            f"| 10 console queue | {queue['open_incidents']:,} open incidents, every view with "
+            f"its counts: worst p95 | {_num(queue['worst_p95_ms'], ' ms')} "
+            f"(limit {queue['limit_ms']:.0f} ms) | — |"
+        )
     if rebuilt := results.get("rebuild"):
         lines.append(
             f"| 5 analytics rebuild | {rebuilt['records']:,} records from offset 0 | "
             f"{_num(rebuilt['per_second'])} events/s | {_ratio(rebuilt['ratio'])} |"
+        )
+    if drained := results.get("notify_drain"):
+        lines.append(
+            f"| 9 notify drain | {drained['deliveries']:,} due deliveries, worker alone "
+            f"(concurrency {drained['concurrency']}) | {_num(drained['per_second'])} "
+            f"deliveries/s; {drained['cpu_ms_per_delivery']:.2f} CPU ms each | — |"
         )
     if e2e:
         lines += [
@@ -176,6 +188,16 @@ def markdown(results: dict[str, Any]) -> str:
                 f"| {name} | {use['cpu_seconds']:.1f} | {use['cpu_percent']:.0f} | "
                 f"{use['peak_mb']:.0f} |"
             )
+    if (burst := results.get("burst")) and (per_report := burst.get("cpu_ms_per_report")):
+        lines += [
+            "",
+            f"## 4. CPU per report during the burst of {burst['reports']:,} (where the time goes)",
+            "",
+            "| process | CPU ms per report |",
+            "| --- | --- |",
+            *(f"| {name} | {ms:.2f} |" for name, ms in per_report.items()),
+            f"| **all** | **{sum(per_report.values()):.2f}** |",
+        ]
     if peer := results.get("peer"):
         lines += [
             "",

@@ -290,13 +290,16 @@ async def end_to_end(bench: Bench) -> dict[str, Any]:
 
 
 async def burst(bench: Bench) -> dict[str, Any]:
-    """4. All reports at once; how long until the last is delivered and counted."""
+    """4. All reports at once; how long until the last is delivered and counted, and the CPU
+    each process spent on it per report (where the time goes, stage by stage)."""
     count = bench.profile.burst
+    before = {name: observe.usage(pid) for name, pid in bench.processes.items()}
     result = await bench.generate(Burst(count, BURST_BATCH, BURST_CLIENTS, bench.next_index))
     assert isinstance(result, SentReports)
     start = result.sent[0].scheduled
     ids = [s.incident_id for s in result.sent if s.incident_id is not None]
     arrived = await observe.wait_for(ids, bench.deliveries, bench.pool, bench.profile.wait_seconds)
+    after = {name: observe.usage(pid) for name, pid in bench.processes.items()}
     bench.timelines["burst"] = Timeline(
         start=start,
         offered=[start] * count,
@@ -321,6 +324,10 @@ async def burst(bench: Bench) -> dict[str, Any]:
         "ratio": ratio(rate, bench.broker_produce),
         "delivered_ms": Latency.of(_latencies(result.sent, arrived.delivered)).as_ms(),
         "counted_ms": Latency.of(_latencies(result.sent, arrived.counted)).as_ms(),
+        "cpu_ms_per_report": {
+            name: round(1000 * (after[name].cpu_seconds - before[name].cpu_seconds) / count, 2)
+            for name in after
+        },
     }
 
 

@@ -54,6 +54,7 @@ class Profile:
     intake_seconds: float  # each HTTP intake mode
     kafka_reports: int
     broker_records: int  # ProducerPerformance / ConsumerPerformance
+    drain_deliveries: int  # notify's delivery worker alone (tools/bench/drain.py)
 
 
 QUICK = Profile(
@@ -68,6 +69,7 @@ QUICK = Profile(
     intake_seconds=4,
     kafka_reports=2_000,
     broker_records=50_000,
+    drain_deliveries=2_000,
 )
 FULL = Profile(
     name="full",
@@ -81,4 +83,5 @@ FULL = Profile(
     intake_seconds=15,
     kafka_reports=20_000,
     broker_records=300_000,
+    drain_deliveries=10_000,
 )

@@ -40,7 +40,7 @@ from tools.chaos import collect, infra
 from tools.chaos.invariants import Fault, Observed, Report, Verdict, check
 from tools.chaos.receiver import Mode
 from tools.chaos.scenarios import Chaos, Profile, Scenario, set_receiver_mode
-from tools.cli import RUN_DIR, platform_programs, standin_secret
+from tools.cli import RUN_DIR, platform_programs, replica_ports, standin_secret
 from tools.supervisor import Program, Supervisor, service_program
 
 log = logging.getLogger("veilig.chaos")
@@ -133,7 +133,13 @@ class Platform:
         ):
             program = service_program(service, port, self.settings.http_host)
             program.name = f"{service}-2"
-            program.env.update({**self.program(service).env, f"{service.upper()}_PORT": str(port)})
+            program.env.update(
+                {
+                    **self.program(service).env,
+                    **replica_ports(self.settings, service, 2),
+                    f"{service.upper()}_PORT": str(port),
+                }
+            )
             if service == "notify":
                 base = f"http://{self.settings.http_host}:{port}"
                 program.env["NOTIFY_PUBLIC_BASE_URL"] = base
