@@ -16,7 +16,7 @@ import asyncio
 import html
 import json
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, get_args
 
@@ -34,12 +34,15 @@ from services.common.staff import Staff, authenticate_staff
 from services.triage import api
 from services.triage.actions import Outcome
 from services.triage.queue import Filters, View, count_views, fetch_queue
+from services.triage.signals import recent_signals
 from services.triage.workflow import OPEN_STATUSES
 
 STATIC = Path(__file__).parent / "console_static"
 PATH = sessions.CONSOLE_PATH
 STREAM_SECONDS = 1.0  # how often the live queue looks for changes
 QUEUE_LIMIT = 200
+SIGNALS_LIMIT = 20  # zorgsignalen shown beside the queue, newest first
+SIGNALS_DAYS = 30
 
 router = APIRouter(prefix=PATH, include_in_schema=False)
 # The staff API's routes for the page, under the session cookie's path.
@@ -136,9 +139,21 @@ async def reference(_staff: Annotated[Staff, Depends(signed_in)]) -> dict[str, o
 async def _snapshot(rt: Runtime, view: View, filters: Filters) -> str:
     rows = await fetch_queue(rt.pool, view, filters, QUEUE_LIMIT)
     counts = await count_views(rt.pool, filters)
+    # The prevention signals of the last weeks (of the wijk filtered on), beside the queue.
+    signals = await recent_signals(
+        rt.pool, filters.wijk, SIGNALS_LIMIT, _now() - timedelta(days=SIGNALS_DAYS)
+    )
     # Plain rows to JSON: the stream sends this every time the queue changes.
     items = [dict(r) for r in rows]
-    return json.dumps({"view": view, "counts": counts, "items": items}, default=_plain)
+    return json.dumps(
+        {
+            "view": view,
+            "counts": counts,
+            "items": items,
+            "signals": [s.model_dump(mode="json") for s in signals],
+        },
+        default=_plain,
+    )
 
 
 def _plain(value: object) -> str:

@@ -223,11 +223,20 @@ async def zorgsignalen(
 ) -> list[ZorgsignaalView]:
     """Prevention signals, newest first (optionally one wijk's): care-relevant reports that
     keep coming back to one spot, told to the Zorg- en Veiligheidshuis."""
-    rows = await rt.pool.fetch(
-        "SELECT * FROM zorg_signals WHERE $1::text IS NULL OR wijk_code = $1 "
-        "ORDER BY raised_at DESC LIMIT $2",
+    return await recent_signals(rt.pool, wijk, limit)
+
+
+async def recent_signals(
+    pool: asyncpg.Pool, wijk: str | None, limit: int, since: datetime | None = None
+) -> list[ZorgsignaalView]:
+    """Signals newest first, optionally one wijk's and raised after ``since`` (the API's list
+    and the console's queue)."""
+    rows = await pool.fetch(
+        "SELECT * FROM zorg_signals WHERE ($1::text IS NULL OR wijk_code = $1) "
+        "AND ($3::timestamptz IS NULL OR raised_at >= $3) ORDER BY raised_at DESC LIMIT $2",
         wijk,
         limit,
+        since,
     )
     fields: dict[str, Any] = ZorgsignaalView.model_fields
     return [ZorgsignaalView(**{name: r[name] for name in fields}) for r in rows]

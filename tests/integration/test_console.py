@@ -408,3 +408,34 @@ async def test_the_queue_narrows_by_filters_and_counts_every_view(console: Conso
         assert [i["incident_id"] for i in urgent["items"]] == [str(fire.incident_id)]
         assert (await queue(category="brand", priority="P4"))["items"] == []
         assert (await browser.get("/console/api/queue", params={"view": "nope"})).status_code == 422
+
+
+async def test_the_queue_shows_the_zorgsignaal_of_a_door_reported_three_times(
+    console: Console,
+) -> None:
+    """Issue #17: a zorgsignaal is shown in the console's queue, beside the incidents."""
+    _, browser = await console.signed_in()
+    spot = {"lat": 52.3755, "lon": 4.6220}  # one door in Haarlem-Noord
+    now = datetime.now(UTC)
+    noise = [  # days apart: separate incidents, not duplicates of one another
+        reported(text, hint="woonoverlast", at=now - timedelta(days=days), **spot)
+        for text, days in (
+            ("Harde muziek en geschreeuw uit de bovenwoning, de hele nacht", 20),
+            ("Weer lawaai en bonken op de muren bij de bovenburen", 10),
+            ("Opnieuw ruzie en lawaai in dezelfde woning", 1),
+        )
+    ]
+    await triaged(console, *noise)
+    async with browser:
+
+        async def signals() -> list[dict[str, Any]]:
+            response = await browser.get("/console/api/queue")
+            assert response.status_code == 200, response.text
+            found = response.json()["signals"]
+            return [s for s in found if set(s["incidents"]) & {str(r.incident_id) for r in noise}]
+
+        await eventually(signals, within=60)
+        shown = await signals()
+    assert len(shown) == 1
+    assert set(shown[0]["incidents"]) == {str(r.incident_id) for r in noise}
+    assert "woonoverlast" in shown[0]["categories"]

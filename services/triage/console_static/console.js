@@ -98,6 +98,7 @@ function listen() {
     const current = state.items[state.selected]?.incident_id;
     state.items = data.items;
     state.counts = data.counts;
+    renderSignals(data.signals || []);
     const kept = state.items.findIndex((item) => item.incident_id === current);
     state.selected = kept >= 0 ? kept : Math.min(state.selected, Math.max(0, state.items.length - 1));
     renderQueue();
@@ -149,6 +150,17 @@ function renderQueue() {
   $("#queue-caption").textContent = `${t(`view.${state.view}`)}: ${state.items.length}`;
   $("#empty").hidden = state.items.length > 0;
   tick();
+}
+
+// Zorgsignalen: care-relevant reports that keep coming back to one spot (told to the Zorg- en
+// Veiligheidshuis), beside the queue; each opens the incident that made the count.
+function renderSignals(signals) {
+  $("#signal-list").replaceChildren(...signals.map((signal) => el("li", {},
+    el("a", { href: `/console/incidents/${signal.incident_id}`, text: place(signal),
+      onclick: (e) => { e.preventDefault(); open(signal.incident_id); } }),
+    ` · ${signal.categories.map(categoryLabel).join(", ")} · ${signal.incidents.length} `
+      + `${t("signals.reports")} · ${clock(signal.raised_at)}`)));
+  $("#signals-none").hidden = signals.length > 0;
 }
 
 function move(step) {
