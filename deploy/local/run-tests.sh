@@ -32,7 +32,7 @@ if [ -z "${DATABASE_URL:-}" ]; then
   export DATABASE_URL=postgresql://veilig@127.0.0.1:$PGPORT/veilig
 fi
 
-.venv/bin/pytest -ra "$@"
+.venv/bin/pytest -ra --durations=20 "$@"
 rc=$?
 if [ "$rc" -eq 5 ]; then
   echo "pytest collected no tests: that is a failure, not a pass" >&2
