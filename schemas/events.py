@@ -513,6 +513,23 @@ class IncidentAssigned(IncidentEvent):
 
 
 @register
+class IncidentDeadlineMissed(IncidentEvent):
+    """The incident was not handled before its handle-by deadline. Raised by triage once per
+    deadline (a new deadline after a priority change can be missed again); notify pages the
+    escalation target of each recipient that was to act on it, once."""
+
+    ce_type: ClassVar[str] = "nl.haarlem.veilig.incident.deadline-missed.v1"
+    schema_version: SchemaVersion1 = 1
+
+    handle_by: UtcDatetime
+    """The deadline that passed."""
+    priority: Priority
+    """The incident's priority, which set the deadline."""
+    status: IncidentStatus
+    """Where the incident stood when the deadline passed (an open status)."""
+
+
+@register
 class IncidentAcknowledged(IncidentEvent):
     """A recipient took responsibility for the incident; escalation stops."""
 
@@ -594,6 +611,23 @@ class IncidentZorgsignaalRaised(IncidentEvent):
     """The spot's wijk, when known."""
     recipient: RecipientCode
     """Who is told: the care partner."""
+
+
+@register
+class IncidentPersonalDataErased(IncidentEvent):
+    """The personal data of an incident's report (reporter contact, description, exact
+    location) is erased: every service erases its copy (``schemas.erasure.erase_report``).
+    Category, buurt, times, priority and counts stay (docs/decisions/0010)."""
+
+    ce_type: ClassVar[str] = "nl.haarlem.veilig.incident.personal-data-erased.v1"
+    schema_version: SchemaVersion1 = 1
+
+    reason: Literal["retention", "erasure"]
+    """The retention period ended (the purge), or someone asked for it (right to erasure)."""
+    retention_days: int | None = Field(default=None, ge=1)
+    """The retention period that ended, for reason ``retention``."""
+    actor: str = Field(min_length=1, max_length=100, json_schema_extra=OPERATIONAL_PERSONAL)
+    """Who erased it: ``platform`` for the daily purge, ``cli:<user>`` on demand."""
 
 
 # --- safety-plan events ----------------------------------------------------------------------
@@ -753,3 +787,24 @@ class NotificationAcknowledged(NotificationEvent):
         default=None, max_length=100, json_schema_extra=OPERATIONAL_PERSONAL
     )
     """The person at the recipient, if the recipient said."""
+
+
+EscalationStop = Literal["acknowledged", "closed", "priority", "dropped", "exhausted"]
+
+
+@register
+class NotificationEscalationScheduled(NotificationEvent):
+    """A recipient's escalation timer was set, moved or stopped: when notify pages the next in
+    the recipient's chain (``recipients.yaml``) unless someone acknowledges the incident first.
+    ``message_id`` is the first message to the recipient, the one the timer watches."""
+
+    ce_type: ClassVar[str] = "nl.haarlem.veilig.notification.escalation-scheduled.v1"
+    schema_version: SchemaVersion1 = 1
+
+    level: int = Field(ge=0)
+    """Pages sent for the recipient so far: 0 before the first escalation."""
+    escalate_at: UtcDatetime | None = None
+    """When the next page goes out; None: the timer stopped (``stopped``)."""
+    stopped: EscalationStop | None = None
+    """Why the timer stopped: the incident was acknowledged or closed, its priority no longer
+    escalates, the recipient was dropped by a new decision, or the chain ran out."""

@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import shapely
 from shapely.geometry import shape
@@ -47,7 +48,8 @@ class _Atlas:
     bounds: tuple[float, float, float, float]
 
 
-def _features(name: str) -> list[dict[str, object]]:
+def geojson_features(name: str) -> list[dict[str, Any]]:
+    """The features of one of the project's GeoJSON files (``data/``)."""
     with (DATA / name).open(encoding="utf-8") as f:
         return json.load(f)["features"]
 
@@ -56,11 +58,11 @@ def _features(name: str) -> list[dict[str, object]]:
 def _atlas() -> _Atlas:
     wijk_names = {
         f["properties"]["code"]: f["properties"]["name"]
-        for f in _features("haarlem_wijken_2024.geojson")
+        for f in geojson_features("haarlem_wijken_2024.geojson")
     }
     # Source order is ascending by code; a point on a shared edge resolves to the lowest code.
     features = sorted(
-        _features("haarlem_buurten_2024.geojson"), key=lambda f: f["properties"]["code"]
+        geojson_features("haarlem_buurten_2024.geojson"), key=lambda f: f["properties"]["code"]
     )
     buurten = tuple(
         Buurt(

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-DAY_MS = 24 * 60 * 60 * 1000
+HOUR_MS = 60 * 60 * 1000
+DAY_MS = 24 * HOUR_MS
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +37,11 @@ INCIDENT_SUBMISSIONS = Topic(
     name="incident-submissions",
     key="partner:external_id",
     description="Raw reports produced directly by partner systems (JSON).",
-    retention_ms=7 * DAY_MS,
+    # Raw submissions hold contact details and text in the clear: kept only as long as intake
+    # needs to accept them (seconds; hours cover an outage), in hour segments so that Kafka
+    # can delete them on time (docs/decisions/0010).
+    retention_ms=6 * HOUR_MS,
+    extra_config={"segment.ms": str(HOUR_MS)},
     publishers=("partners",),
     subscribers=("intake",),
 )

@@ -1,8 +1,8 @@
 """The pages: the live ops dashboard and the printable wijk report, served by analytics.
 
 Everything comes from this service: the HTML, a small hand-written script and stylesheet
-(``static/``) and the map, an inline SVG drawn from the project's own GeoJSON of Haarlem's
-wijken and buurten. No CDN, no tile server: it works offline.
+(``static/``) and the offline map of Haarlem (services/common/haarlem_map.py, which the
+triage console shares). No CDN, no tile server: it works offline.
 
 Browsers sign in once with ``/login?token=<staff token>``, which puts the token in an
 HttpOnly, SameSite=Strict cookie and redirects to the dashboard without the token in the URL;
@@ -12,23 +12,19 @@ the page's requests and its EventSource (which cannot send headers) use the cook
 from __future__ import annotations
 
 import html
-import json
-import math
-from functools import cache
 from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 
-from schemas import geo
 from schemas.taxonomy import taxonomy
 from services.analytics import api, stats
+from services.common.haarlem_map import map_svg
 from services.common.problems import Problem
 from services.common.staff import STAFF_COOKIE, authenticate_staff
 
 STATIC = Path(__file__).parent / "static"
-MAP_WIDTH = 640
 COOKIE_SECONDS = 12 * 60 * 60
 
 router = APIRouter(include_in_schema=False)
@@ -60,60 +56,6 @@ async def static(name: str) -> FileResponse:
     if path.parent != STATIC or not path.is_file():
         raise Problem(404, "not-found", "Not found")
     return FileResponse(path, headers={"Cache-Control": "no-cache"})
-
-
-# --- the map ----------------------------------------------------------------------------------
-
-
-def _rings(geometry: dict[str, object]) -> list[list[list[float]]]:
-    coordinates = geometry["coordinates"]
-    polygons = [coordinates] if geometry["type"] == "Polygon" else coordinates
-    return [ring for polygon in polygons for ring in polygon]  # type: ignore[union-attr]
-
-
-@cache
-def map_svg() -> str:
-    """Haarlem's buurten (filled by the script) under the wijk borders, as inline SVG.
-
-    An equirectangular projection around Haarlem's latitude: at this size (10 km) it is
-    indistinguishable from a proper one and needs no library.
-    """
-    buurten = json.loads((geo.DATA / "haarlem_buurten_2024.geojson").read_text())["features"]
-    wijken = json.loads((geo.DATA / "haarlem_wijken_2024.geojson").read_text())["features"]
-    points = [p for f in buurten for ring in _rings(f["geometry"]) for p in ring]
-    west, east = min(p[0] for p in points), max(p[0] for p in points)
-    south, north = min(p[1] for p in points), max(p[1] for p in points)
-    aspect = math.cos(math.radians((north + south) / 2))
-    scale = MAP_WIDTH / ((east - west) * aspect)
-    height = round((north - south) * scale)
-
-    def path(geometry: dict[str, object]) -> str:
-        return " ".join(
-            "M"
-            + "L".join(f"{(x - west) * aspect * scale:.1f},{(north - y) * scale:.1f}" for x, y in r)
-            + "Z"
-            for r in _rings(geometry)
-        )
-
-    names = {f["properties"]["code"]: f["properties"]["name"] for f in wijken}
-    parts = [
-        f'<svg id="map" viewBox="0 0 {MAP_WIDTH} {height}" role="img" '
-        'aria-label="Kaart van Haarlem: wijken en buurten">'
-    ]
-    for f in buurten:
-        p = f["properties"]
-        parts.append(
-            f'<path class="buurt" data-code="{p["code"]}" data-wijk="{p["wijk_code"]}" '
-            f'data-name="{html.escape(p["name"])}" d="{path(f["geometry"])}"><title></title></path>'
-        )
-    for f in wijken:
-        code = f["properties"]["code"]
-        parts.append(
-            f'<path class="wijk" data-code="{code}" data-name="{html.escape(names[code])}" '
-            f'd="{path(f["geometry"])}"><title></title></path>'
-        )
-    parts.append("</svg>")
-    return "".join(parts)
 
 
 # --- the dashboard ----------------------------------------------------------------------------

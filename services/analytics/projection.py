@@ -33,7 +33,9 @@ from schemas.events import (
     Event,
     IncidentAcknowledged,
     IncidentAssigned,
+    IncidentDeadlineMissed,
     IncidentMerged,
+    IncidentPersonalDataErased,
     IncidentPriorityChanged,
     IncidentReclassified,
     IncidentReported,
@@ -46,6 +48,7 @@ from schemas.events import (
     NotificationDelivered,
     NotificationDispatched,
     NotificationEscalated,
+    NotificationEscalationScheduled,
     NotificationFailed,
 )
 from services.common.outbox import claim
@@ -158,6 +161,12 @@ def _details(event: Event) -> dict[str, object]:
         case IncidentAssigned():
             # Who on the night shift owns it is the console's business: no staff names here.
             return {}
+        case IncidentDeadlineMissed():
+            # The SLA figures come from the deadlines and when incidents were handled.
+            return {}
+        case IncidentPersonalDataErased():
+            # Analytics holds no personal data: the incident keeps counting as it was.
+            return {}
         case NotificationFailed():
             return {
                 "recipient": event.recipient,
@@ -168,6 +177,7 @@ def _details(event: Event) -> dict[str, object]:
             | NotificationDelivered()
             | NotificationEscalated()
             | NotificationAcknowledged()
+            | NotificationEscalationScheduled()  # no delivery outcome: /deliveries leaves it out
         ):
             return {"recipient": event.recipient, "outcome": event_kind(event).split(".")[1]}
     raise TypeError(f"analytics does not know {type(event).__name__}")

@@ -88,6 +88,13 @@ class Settings(BaseSettings):
         10.0, gt=0, description="How long a one-time console sign-in link may be used."
     )
 
+    personal_data_retention_days: int = Field(
+        365,
+        ge=1,
+        description="How long after it was received a report's personal data (reporter "
+        "contact, description, exact location) is kept; then it is purged (docs/decisions/0010).",
+    )
+
     log_level: str = Field("INFO", description="Python log level of the services.")
     log_format: Literal["json", "text"] = Field("json", description="Log line format.")
     shutdown_grace_seconds: float = Field(

@@ -17,7 +17,7 @@ a cookie that changes state must carry the site's own ``Origin``.
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -117,6 +117,17 @@ async def rotate_staff(conn: asyncpg.Connection, username: str) -> str:
     if done is None:
         raise StaffError(f"no staff member {username!r}")
     return issued.token
+
+
+async def active_staff(conn: asyncpg.Connection, roles: Sequence[Role]) -> list[Staff]:
+    """The enabled accounts of ``roles``, by username: whom work can be given to."""
+    await ensure_schema(conn)
+    rows = await conn.fetch(
+        "SELECT username, role FROM staff.staff WHERE disabled_at IS NULL "
+        "AND role = ANY($1::text[]) ORDER BY username",
+        list(roles),
+    )
+    return [Staff(r["username"], r["role"]) for r in rows]
 
 
 async def list_staff(conn: asyncpg.Connection) -> list[Account]:

@@ -180,13 +180,13 @@ async def supervise(rt: Runtime, background: Background) -> None:
                     "retry_in_seconds": delay,
                 },
             )
-            await _sleep(rt.stopping, delay, loop)
+            await wait_beating(rt.stopping, delay, loop)
         else:
             if not rt.stopping.is_set():
                 # A body returns only when the service stops; anything else is a bug.
                 loop.last_error = "returned before the service stopped"
                 log.error("background loop returned early", extra={"loop": background.name})
-                await _sleep(rt.stopping, backoff.next(), loop)
+                await wait_beating(rt.stopping, backoff.next(), loop)
     loop.running = False
 
 
@@ -197,8 +197,9 @@ async def fresh_connections(rt: Runtime) -> None:
         await rt.pool.expire_connections()
 
 
-async def _sleep(stopping: asyncio.Event, seconds: float, loop: Loop) -> None:
-    # Waiting out a failure is the loop doing what it should: it stays alive meanwhile.
+async def wait_beating(stopping: asyncio.Event, seconds: float, loop: Loop) -> None:
+    """Wait ``seconds`` or until the service stops, beating meanwhile: a loop waiting out a
+    failure, or idle until its next run, is doing what it should and stays alive."""
     deadline = time.monotonic() + seconds
     while not stopping.is_set() and (left := deadline - time.monotonic()) > 0:
         loop.beat()

@@ -73,7 +73,7 @@ async def acknowledge(
             now,
         )
         await store.mark_acknowledged(
-            conn, incident_id, row["recipient"], row["escalation_root"], acknowledged_by
+            conn, notify, incident_id, row["recipient"], row["escalation_root"], acknowledged_by
         )
         event = store.notification(
             NotificationAcknowledged,

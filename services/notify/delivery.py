@@ -15,6 +15,9 @@ The retry schedule is the ``deliveries`` table, so a restart loses nothing. One 
 
 A worker that dies between 1 and 3 leaves the row ``in_flight``; when the lease runs out any
 worker takes it again, so the receiver may see that attempt twice, with the same webhook-id.
+A worker that lives through a database blink hands back at once the leases it holds without
+sending (an attempt the blink interrupted before anything went out, a claim whose reply was
+lost): they need not wait out the lease.
 
 Outcomes (:mod:`services.notify.retry`): 2xx delivered; 408, 429, 5xx, timeouts and refused
 connections retried with exponential backoff and jitter, ``Retry-After`` honoured; other 4xx
@@ -29,6 +32,7 @@ import contextlib
 import json
 import logging
 import random
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -90,14 +94,14 @@ WITH due AS (
 )
 UPDATE deliveries d
 SET status = 'in_flight', attempts = d.attempts + 1,
-    lease_until = now() + make_interval(secs => $2)
+    lease_until = now() + make_interval(secs => $2), leased_by = $5
 FROM due WHERE d.message_id = due.message_id
 RETURNING d.*
 """
 
 
 async def claim_due(
-    pool: asyncpg.Pool, notify: Notify, limit: int, *, urgent: bool
+    pool: asyncpg.Pool, notify: Notify, limit: int, *, urgent: bool, worker: uuid.UUID
 ) -> list[asyncpg.Record]:
     """Claim up to ``limit`` due deliveries of the urgent lane (P1/P2) or of the rest, most
     urgent first."""
@@ -106,7 +110,12 @@ async def claim_due(
     async with pool.acquire() as conn, conn.transaction():
         return list(
             await conn.fetch(
-                CLAIM, limit, notify.config.lease_seconds, list(URGENT_PRIORITIES), urgent
+                CLAIM,
+                limit,
+                notify.config.lease_seconds,
+                list(URGENT_PRIORITIES),
+                urgent,
+                worker,
             )
         )
 
@@ -459,37 +468,67 @@ async def _deliver(
         result = DeliveryResult("retry", error="timeout: the attempt outlasted its lease")
     except Exception as exc:
         if is_transient(exc):
-            # The database went away while looking up the channel: nothing was sent; the
-            # lease runs out and the delivery is tried again.
+            # The database went away while looking up the channel: nothing was sent. The
+            # delivery is handed back as soon as the database answers again.
             log.warning(
-                "delivery attempt interrupted by the infrastructure",
+                "delivery attempt interrupted by the infrastructure; handing it back",
                 extra={"message_id": message_id, "error": describe(exc)},
             )
+            await _persist(notify, message_id, lambda: hand_back(pool, row))
             return
         # A bug or corrupt data: it would fail the same way on every attempt. Quarantined,
         # visible to ops, while the rest proceed.
         await quarantine(pool, row, exc)
         return
-    # The outcome is known: record it even if the database blinks meanwhile (until the lease
-    # would let another worker try again, which the attempt-number guard then tells apart).
+    # The outcome is known: record it even if the database blinks meanwhile.
+    attempted = Attempted(row, route, channel, result, sent, current_traceparent())
+    try:
+        await _persist(notify, message_id, lambda: record_outcome(attempted))
+    except Exception as exc:
+        await quarantine(pool, row, exc)
+
+
+async def _persist(notify: Notify, message_id: str, write: Callable[[], Awaitable[None]]) -> None:
+    """Write an attempt's consequence, waiting out a database blink for as long as the lease
+    lasts (after that another worker may try again, which the attempt-number guard tells
+    apart). A non-transient error is raised."""
     backoff = Backoff(first=0.2, cap=5.0)
     deadline = asyncio.get_running_loop().time() + notify.config.lease_seconds
-    attempted = Attempted(row, route, channel, result, sent, current_traceparent())
     while True:
         try:
-            await record_outcome(attempted)
+            await write()
             return
         except Exception as exc:
             if not is_transient(exc):
-                await quarantine(pool, row, exc)
-                return
+                raise
             if asyncio.get_running_loop().time() >= deadline:
                 log.warning(
-                    "could not record a delivery attempt; its lease runs out and it is retried",
+                    "could not write a delivery attempt's outcome; its lease runs out and it "
+                    "is retried",
                     extra={"message_id": message_id, "error": describe(exc)},
                 )
                 return
             await asyncio.sleep(backoff.next())
+
+
+# A lease whose attempt sent nothing goes back to ``pending``, due at once, its attempt
+# uncounted; only while it is still the holder's (same attempt number).
+HAND_BACK = """
+UPDATE deliveries SET status = 'pending', attempts = attempts - 1, lease_until = NULL,
+    leased_by = NULL
+WHERE message_id = $1 AND status = 'in_flight' AND attempts = $2
+"""
+
+# At the start of a worker's term: the leases it holds but is not sending.
+HAND_BACK_ORPHANS = """
+UPDATE deliveries SET status = 'pending', attempts = attempts - 1, lease_until = NULL,
+    leased_by = NULL
+WHERE status = 'in_flight' AND leased_by = $1 AND NOT (message_id = ANY($2::uuid[]))
+"""
+
+
+async def hand_back(pool: asyncpg.Pool, row: asyncpg.Record) -> None:
+    await pool.execute(HAND_BACK, row["message_id"], row["attempts"])
 
 
 async def quarantine(pool: asyncpg.Pool, row: asyncpg.Record, exc: BaseException) -> None:
@@ -528,11 +567,14 @@ class DeliveryWorker:
         self.running_rest: set[asyncio.Task[None]] = set()  # the P3/P4 part of running
         self.wake = asyncio.Event()
         self._client: WebhookClient | None = None
+        self.id = uuid.uuid4()  # the lease holder: this worker, for this process's life
+        self.sending: dict[asyncio.Task[None], uuid.UUID] = {}  # task: its message id
 
     def _woken(self, *_: object) -> None:
         self.wake.set()
 
     def _done(self, task: asyncio.Task[None]) -> None:
+        self.sending.pop(task, None)
         self.running.discard(task)
         self.running_rest.discard(task)
         self.wake.set()  # a free slot: claim more
@@ -542,12 +584,12 @@ class DeliveryWorker:
         for P1/P2 (``urgent_reserved``). Returns the rows and how many slots were offered."""
         config = self.notify.config
         free = config.worker_concurrency - len(self.running)
-        urgent = await claim_due(pool, self.notify, free, urgent=True)
+        urgent = await claim_due(pool, self.notify, free, urgent=True, worker=self.id)
         room = min(
             free - len(urgent),
             config.worker_concurrency - config.urgent_reserved - len(self.running_rest),
         )
-        rest = await claim_due(pool, self.notify, room, urgent=False)
+        rest = await claim_due(pool, self.notify, room, urgent=False, worker=self.id)
         return urgent + rest, free
 
     def start(self, pool: asyncpg.Pool, row: asyncpg.Record) -> None:
@@ -558,6 +600,7 @@ class DeliveryWorker:
             deliver(pool, self._client, self.notify, row, self._recorder.submit)
         )
         self.running.add(task)
+        self.sending[task] = row["message_id"]
         if row["priority"] not in URGENT_PRIORITIES:
             self.running_rest.add(task)
         task.add_done_callback(self._done)
@@ -567,6 +610,11 @@ class DeliveryWorker:
         config = self.notify.config
         if self._client is None:
             self._client = webhook_client(self.notify.settings, self.notify.config)
+        # A database blink may have ended the last term between a claim's commit and its
+        # reply: what this worker holds but does not send is due again now, not in a lease.
+        handed_back = await rt.pool.execute(HAND_BACK_ORPHANS, self.id, list(self.sending.values()))
+        if handed_back != "UPDATE 0":
+            log.warning("handed back leases no attempt holds", extra={"result": handed_back})
         listener = await rt.pool.acquire()
         # Signals may have been missed while no listener was connected.
         self.notify.channels.invalidate()

@@ -10,6 +10,9 @@ recipient or by anyone it paged for it, stops the timer in the same transaction 
 it; and once anyone acknowledged the incident, none of its timers pages anybody again. Timers
 are rows, so they survive restarts: a timer that fell due while notify was down fires as soon
 as it is back.
+
+A missed handle-by deadline (triage's ``IncidentDeadlineMissed``, once per deadline) is no
+timer here: it pages the escalation target of each recipient that was to act, once.
 """
 
 from __future__ import annotations
@@ -21,8 +24,8 @@ from uuid import UUID
 import asyncpg
 from prometheus_client import Counter
 
-from schemas.events import NotificationEscalated
-from schemas.taxonomy import taxonomy
+from schemas.events import IncidentDeadlineMissed, NotificationEscalated
+from schemas.taxonomy import Profile, taxonomy
 from schemas.timeutil import AMSTERDAM
 from services.common.faults import describe, is_transient
 from services.common.outbox import enqueue
@@ -30,8 +33,9 @@ from services.common.runtime import Runtime, pause
 from services.common.supervision import Loop
 from services.notify import store
 from services.notify.delivery import QUARANTINED
+from services.notify.messages import Kind
 from services.notify.registry import kind_code
-from services.notify.store import Incident, Message, Notify
+from services.notify.store import Incident, Member, Message, Notify
 
 log = logging.getLogger(__name__)
 
@@ -52,31 +56,36 @@ ESCALATIONS = Counter(
 )
 
 
+def _page_as(members: dict[str, Member], target: str) -> tuple[Profile, Kind]:
+    """A page to someone told about the incident already is an update with the profile it
+    has; to anyone else, an alert with the profile the taxonomy gives it."""
+    member = members.get(target)
+    if member is not None and member.active:
+        return member.profile, "update"
+    return taxonomy().recipient_profile(target), "alert"
+
+
 async def escalate(
     conn: asyncpg.Connection, notify: Notify, incident: Incident, timer: asyncpg.Record
 ) -> None:
     """Fire one due timer (its incident locked)."""
     root: str = timer["recipient"]
     if not incident.ready:
-        await store.stop_escalations(conn, incident.incident_id, [root], "closed")
+        await store.stop_escalations(conn, notify, incident.incident_id, [root], "closed")
         return
     assert incident.triaged is not None
     members = await store.audience(conn, incident.incident_id)
     if any(m.acknowledged_at is not None for m in members.values()):
         # Someone took responsibility for the incident (a responder, or the control room in
         # the triage console): nobody is paged for it any more. Updates still go out.
-        await store.stop_escalations(conn, incident.incident_id, None, "acknowledged")
+        await store.stop_escalations(conn, notify, incident.incident_id, None, "acknowledged")
         return
     level = timer["level"] + 1
     chain = notify.registry.chain(root, **incident.values())
     target = chain[min(level, len(chain)) - 1] if chain else root
-    member = members.get(target)
     now = datetime.now(UTC)
     next_deadline = notify.window(incident.triaged.priority, now)
-    if member is not None and member.active:
-        profile, kind = member.profile, "update"
-    else:
-        profile, kind = taxonomy().recipient_profile(target), "alert"
+    profile, kind = _page_as(members, target)
     message = Message(
         message_id=store.message_id("escalation", incident.incident_id, root, level),
         recipient=target,
@@ -89,11 +98,11 @@ async def escalate(
         conn, notify, incident, message, source="escalation", acknowledge_by=next_deadline
     )
     exhausted = level >= notify.config.escalation_max_levels
-    await conn.execute(
-        "UPDATE escalations SET level = $3, escalate_at = $4, deadline = $4, "
+    moved = await conn.fetchrow(
+        "UPDATE escalations SET level = $3, escalate_at = $4, deadline = $4, "  # noqa: S608 (fixed names)
         "reason = 'not_acknowledged', stopped_at = CASE WHEN $5 THEN now() END, "
         "stop_reason = CASE WHEN $5 THEN 'exhausted' END "
-        "WHERE incident_id = $1 AND recipient = $2",
+        f"WHERE incident_id = $1 AND recipient = $2 RETURNING {store.TIMER}",
         incident.incident_id,
         root,
         level,
@@ -112,6 +121,7 @@ async def escalate(
         deadline=timer["deadline"] if timer["reason"] == "not_acknowledged" else None,
     )
     await enqueue(conn, [notify.outgoing(event)])
+    await store.announce_timers(conn, notify, [moved])  # the next page, or none (exhausted)
     ESCALATIONS.labels(kind_code(root), str(level)).inc()
     log.warning(
         "escalated",
@@ -191,3 +201,47 @@ async def escalation_task(rt: Runtime, loop: Loop, notify: Notify) -> None:
         loop.beat()
         if not await fire_due(rt.pool, notify):
             await pause(rt.stopping, None, notify.config.poll_seconds)
+
+
+async def page_missed_deadline(
+    conn: asyncpg.Connection, notify: Notify, event: IncidentDeadlineMissed
+) -> None:
+    """The incident was not handled before its handle-by deadline: one page to the escalation
+    target of each recipient that was to act on it (the first step of its chain; itself when
+    the chain is empty), each target once. The message id comes from the incident, the
+    deadline and the target, so a redelivered or repeated event pages nobody twice."""
+    incident = await store.load_incident(conn, event.incident_id)
+    if not incident.ready:
+        return  # handled or called off meanwhile: nothing to page about
+    assert incident.triaged is not None
+    targets: dict[str, str] = {}  # target -> the recipient it pages for
+    for recipient in incident.triaged.recipients:
+        if notify.registry.entry(recipient.code).acknowledges:
+            chain = notify.registry.chain(recipient.code, **incident.values())
+            targets.setdefault(chain[0] if chain else recipient.code, recipient.code)
+    if not targets:
+        log.warning("handle-by deadline missed, nobody to page: the console shows it")
+        return
+    members = await store.audience(conn, incident.incident_id)
+    local = event.handle_by.astimezone(AMSTERDAM)
+    for target, root in targets.items():
+        profile, kind = _page_as(members, target)
+        name = taxonomy().recipient(root).name
+        message = Message(
+            message_id=store.message_id("deadline", incident.incident_id, event.handle_by, target),
+            recipient=target,
+            profile=profile,
+            kind=kind,
+            reason=f"Afhandeltermijn verstreken: {name} handelde niet af vóór {local:%H:%M}",
+        )
+        await store.compose(
+            conn,
+            notify,
+            incident,
+            message,
+            source="escalation",
+            acknowledge_by=None,
+            ask=False,
+            members=members,
+        )
+    log.warning("handle-by deadline missed: paged", extra={"escalated_to": sorted(targets)})

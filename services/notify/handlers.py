@@ -15,6 +15,10 @@ rows up (woken by NOTIFY), so a slow endpoint never holds back consumption.
 - IncidentAcknowledged: the incident's paging stops, for every recipient (the recipient's own
   usually known already: notify took the acknowledgement itself).
 - IncidentZorgsignaalRaised: the care partner is told of the prevention signal (``signals``).
+- IncidentDeadlineMissed: one page to the escalation target of each recipient that was to act
+  on it (``escalation``).
+- IncidentPersonalDataErased: the stored report and rendered messages lose their personal
+  data (``privacy``).
 """
 
 from __future__ import annotations
@@ -30,7 +34,9 @@ from opentelemetry.trace import SpanKind
 from schemas.events import (
     Event,
     IncidentAcknowledged,
+    IncidentDeadlineMissed,
     IncidentMerged,
+    IncidentPersonalDataErased,
     IncidentPriorityChanged,
     IncidentReported,
     IncidentResolved,
@@ -44,7 +50,8 @@ from services.common.consumer import Incoming, Rejected, batch_consumer, event_p
 from services.common.observability import record_traceparent, span_from
 from services.common.outbox import claim
 from services.common.runtime import Runtime
-from services.notify import signals, store
+from services.notify import privacy, signals, store
+from services.notify.escalation import page_missed_deadline
 from services.notify.store import Incident, Message, Notify
 
 DROPPED = "Deze melding is niet langer voor u: de beoordeling is gewijzigd."
@@ -114,7 +121,7 @@ async def on_triaged(conn: asyncpg.Connection, notify: Notify, event: IncidentTr
     dropped = {c: m for c, m in members.items() if c not in decision and m.source == "decision"}
     if dropped:
         await store.tell(conn, notify, incident, "cancel", DROPPED, event.event_id, dropped)
-        await store.stop_escalations(conn, incident.incident_id, list(dropped), "dropped")
+        await store.stop_escalations(conn, notify, incident.incident_id, list(dropped), "dropped")
     # Those paged by escalation stay involved until the incident closes.
     paged = {c: m for c, m in members.items() if c not in decision and m.source == "escalation"}
     if reason is not None:
@@ -172,7 +179,7 @@ async def close(
     if incident.ready:
         await store.tell(conn, notify, incident, "cancel", reason, cause)
     await store.set_closed(conn, incident.incident_id, True)
-    await store.stop_escalations(conn, incident.incident_id, None, "closed")
+    await store.stop_escalations(conn, notify, incident.incident_id, None, "closed")
 
 
 async def apply(conn: asyncpg.Connection, notify: Notify, event: Event) -> None:
@@ -199,6 +206,10 @@ async def apply(conn: asyncpg.Connection, notify: Notify, event: Event) -> None:
             await store.set_closed(conn, event.incident_id, False)
         case IncidentZorgsignaalRaised():
             await signals.on_zorgsignaal(conn, notify, event)
+        case IncidentDeadlineMissed():
+            await page_missed_deadline(conn, notify, event)
+        case IncidentPersonalDataErased():
+            await privacy.erase(conn, event.incident_id)
         case IncidentAcknowledged():
             await store.load_incident(conn, event.incident_id)
             root = None
@@ -208,10 +219,10 @@ async def apply(conn: asyncpg.Connection, notify: Notify, event: Event) -> None:
                     event.message_id,
                 )
             await store.mark_acknowledged(
-                conn, event.incident_id, event.recipient, root, event.acknowledged_by
+                conn, notify, event.incident_id, event.recipient, root, event.acknowledged_by
             )
             # The incident is acknowledged: its paging stops for every recipient at once.
-            await store.stop_escalations(conn, event.incident_id, None, "acknowledged")
+            await store.stop_escalations(conn, notify, event.incident_id, None, "acknowledged")
 
 
 def build_consumer(rt: Runtime, notify: Notify) -> KafkaRouter:
@@ -249,6 +260,8 @@ def build_consumer(rt: Runtime, notify: Notify) -> KafkaRouter:
         IncidentStatusChanged,
         IncidentAcknowledged,
         IncidentZorgsignaalRaised,
+        IncidentPersonalDataErased,
+        IncidentDeadlineMissed,
     )
     batch_consumer(router, rt, "notify", INCIDENT_EVENTS, parse=parse, handle=on_events)
     # The urgent lane (P1/P2 copies, same event ids): its own consumer, so a fire is queued

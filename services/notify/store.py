@@ -21,11 +21,17 @@ from uuid import UUID, uuid4, uuid5
 
 import asyncpg
 
-from schemas.events import IncidentReported, IncidentTriaged, NotificationEvent
+from schemas.events import (
+    EscalationStop,
+    IncidentReported,
+    IncidentTriaged,
+    NotificationEscalationScheduled,
+    NotificationEvent,
+)
 from schemas.taxonomy import Priority, Profile, taxonomy
 from schemas.timeutil import add_window
 from services.common.observability import current_traceparent
-from services.common.outbox import OutgoingMessage, event_message
+from services.common.outbox import OutgoingMessage, enqueue, event_message
 from services.common.pii import seal
 from services.common.settings import Settings
 from services.notify.cap import CAP_MEDIA_TYPE, SENDER, MsgType, build_cap
@@ -346,7 +352,7 @@ async def watch(
     assert incident.triaged is not None
     if not taxonomy().priority(incident.triaged.priority).escalate_unacknowledged:
         if not first_decision:
-            await stop_escalations(conn, incident.incident_id, None, "priority")
+            await stop_escalations(conn, notify, incident.incident_id, None, "priority")
         return
     deadline = incident.acknowledge_deadline(notify)
     for member in (await active_audience(conn, incident.incident_id)).values():
@@ -357,34 +363,70 @@ async def watch(
         ):
             # A timer that already escalated keeps its own rhythm; a waiting one gets the
             # new deadline. An acknowledged one stays stopped.
-            await conn.execute(
-                "INSERT INTO escalations (incident_id, recipient, message_id, escalate_at, "
+            changed = await conn.fetch(
+                "INSERT INTO escalations (incident_id, recipient, message_id, escalate_at, "  # noqa: S608 (fixed names)
                 "deadline) VALUES ($1, $2, $3, $4, $4) ON CONFLICT (incident_id, recipient) "
                 "DO UPDATE SET escalate_at = $4, deadline = $4, stopped_at = NULL, "
                 "stop_reason = NULL WHERE escalations.level = 0 "
-                "AND escalations.stop_reason IS DISTINCT FROM 'acknowledged'",
+                "AND escalations.stop_reason IS DISTINCT FROM 'acknowledged' "
+                "AND (escalations.escalate_at <> $4 OR escalations.stopped_at IS NOT NULL) "
+                f"RETURNING {TIMER}",
                 incident.incident_id,
                 member.recipient,
                 member.first_message_id,
                 deadline,
             )
+            await announce_timers(conn, notify, changed)
+
+
+TIMER = "incident_id, recipient, message_id, level, escalate_at, stopped_at, stop_reason"
+"""An escalation timer as :func:`announce_timers` tells of it (``RETURNING`` it)."""
+
+
+async def announce_timers(
+    conn: asyncpg.Connection, notify: Notify, timers: Sequence[asyncpg.Record]
+) -> None:
+    """Tell what became of escalation timers (set, moved, stopped) in the same transaction:
+    the triage console counts down to the next page from these events."""
+    now = datetime.now(UTC)
+    events = [
+        notification(
+            NotificationEscalationScheduled,
+            now=now,
+            incident_id=t["incident_id"],
+            message_id=t["message_id"],
+            recipient=t["recipient"],
+            level=t["level"],
+            escalate_at=None if t["stopped_at"] else t["escalate_at"],
+            stopped=t["stop_reason"],
+        )
+        for t in timers
+    ]
+    await enqueue(conn, [notify.outgoing(e) for e in events])
 
 
 async def stop_escalations(
-    conn: asyncpg.Connection, incident_id: UUID, recipients: list[str] | None, reason: str
+    conn: asyncpg.Connection,
+    notify: Notify,
+    incident_id: UUID,
+    recipients: list[str] | None,
+    reason: EscalationStop,
 ) -> None:
     """Stop the timers of ``recipients`` (None: all) of an incident."""
-    await conn.execute(
-        "UPDATE escalations SET stopped_at = now(), stop_reason = $3 WHERE incident_id = $1 "
-        "AND stopped_at IS NULL AND ($2::text[] IS NULL OR recipient = ANY($2::text[]))",
+    stopped = await conn.fetch(
+        "UPDATE escalations SET stopped_at = now(), stop_reason = $3 WHERE incident_id = $1 "  # noqa: S608 (fixed names)
+        "AND stopped_at IS NULL AND ($2::text[] IS NULL OR recipient = ANY($2::text[])) "
+        f"RETURNING {TIMER}",
         incident_id,
         recipients,
         reason,
     )
+    await announce_timers(conn, notify, stopped)
 
 
 async def mark_acknowledged(
     conn: asyncpg.Connection,
+    notify: Notify,
     incident_id: UUID,
     recipient: str,
     root: str | None,
@@ -400,5 +442,9 @@ async def mark_acknowledged(
         acknowledged_by,
     )
     await stop_escalations(
-        conn, incident_id, [recipient] if root is None else [recipient, root], "acknowledged"
+        conn,
+        notify,
+        incident_id,
+        [recipient] if root is None else [recipient, root],
+        "acknowledged",
     )

@@ -29,11 +29,12 @@ from schemas.events import (
 from schemas.taxonomy import Priority
 from schemas.urgency import is_urgent
 from services.common.settings import Settings
+from services.common.staff import active_staff
 from services.triage import store
 from services.triage.decide import Triage
 from services.triage.domain import triaged_event
 from services.triage.handlers import Outgoing, merge_and_raise
-from services.triage.workflow import Action, check_action
+from services.triage.workflow import ACTOR_ROLES, Action, check_action
 
 Outcome = Literal["handled", "no_action_needed", "referred", "unfounded"]
 
@@ -56,7 +57,8 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _common(incident_id: UUID) -> dict[str, object]:
+def event_fields(incident_id: UUID) -> dict[str, object]:
+    """The header fields of an event triage publishes about an incident now."""
     now = _now()
     return {
         "event_id": uuid.uuid4(),
@@ -112,7 +114,7 @@ class Actions:
             out = Outgoing(self.settings, None)
             out.add(
                 IncidentAcknowledged(
-                    **_common(incident_id), recipient=chosen, acknowledged_by=actor.username
+                    **event_fields(incident_id), recipient=chosen, acknowledged_by=actor.username
                 )
             )
             await out.flush(conn)
@@ -140,7 +142,7 @@ class Actions:
             out = Outgoing(self.settings, None)
             out.add(
                 IncidentReclassified(
-                    **_common(incident_id),
+                    **event_fields(incident_id),
                     old_category=row["category"],
                     new_category=category,
                     actor=actor.username,
@@ -178,7 +180,7 @@ class Actions:
             if priority != old:
                 out.add(
                     IncidentPriorityChanged(
-                        **_common(incident_id),
+                        **event_fields(incident_id),
                         old_priority=old,
                         new_priority=priority,
                         acknowledge_by=decision.acknowledge_by,
@@ -239,7 +241,7 @@ class Actions:
             out = Outgoing(self.settings, None)
             out.add(
                 IncidentStatusChanged(
-                    **_common(incident_id),
+                    **event_fields(incident_id),
                     old_status="merged",
                     new_status=new_status,
                     actor=actor.username,
@@ -262,7 +264,7 @@ class Actions:
             out = Outgoing(self.settings, None)
             out.add(
                 IncidentResolved(
-                    **_common(incident_id), outcome=outcome, actor=actor.username, note=note
+                    **event_fields(incident_id), outcome=outcome, actor=actor.username, note=note
                 )
             )
             await out.flush(conn)
@@ -292,11 +294,9 @@ class Actions:
         """Give the incident an owner (claim: ``owner`` is the actor), or none."""
         async with self.pool.acquire() as conn, conn.transaction():
             row, _ = await self._begin(conn, incident_id, "assign", actor)
-            if owner is not None and not await conn.fetchval(
-                "SELECT 1 FROM staff.staff WHERE username = $1 AND disabled_at IS NULL "
-                "AND role <> 'ops'",
-                owner,
-            ):
+            if owner is not None and owner not in {
+                s.username for s in await active_staff(conn, ACTOR_ROLES)
+            }:
                 raise Invalid(f"{owner} is no active triage or admin staff member")
             if owner == row["owner"]:
                 raise Invalid(f"the incident is {owner or 'unowned'} already")
@@ -307,7 +307,7 @@ class Actions:
             out = Outgoing(self.settings, None)
             out.add(
                 IncidentAssigned(
-                    **_common(incident_id),
+                    **event_fields(incident_id),
                     owner=owner,
                     previous_owner=row["owner"],
                     actor=actor.username,
@@ -335,7 +335,7 @@ class Actions:
             out = Outgoing(self.settings, None)
             out.add(
                 IncidentStatusChanged(
-                    **_common(incident_id),
+                    **event_fields(incident_id),
                     old_status=row["status"],
                     new_status=new_status,
                     actor=actor.username,

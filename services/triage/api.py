@@ -16,16 +16,16 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Query
 from pydantic import AwareDatetime, BaseModel, Field
 
-from schemas.events import CategoryCode, RecipientCode, Reporter
+from schemas.events import CategoryCode, Recipient, RecipientCode, Reporter
 from schemas.taxonomy import Priority
 from services.common.pii import SealError, open_sealed
 from services.common.problems import PROBLEM, Problem
 from services.common.runtime import Runtime, runtime
-from services.common.staff import Role, Staff, require_role
+from services.common.staff import Staff, require_role
 from services.triage.actions import Actions, Actor, Invalid, NotFound, Outcome
 from services.triage.notifications import summarise
-from services.triage.queue import Filters, View, fetch_queue
-from services.triage.workflow import IllegalAction, allowed_actions
+from services.triage.queue import NEXT_ESCALATION, Filters, View, fetch_queue
+from services.triage.workflow import ACTOR_ROLES, IllegalAction, allowed_actions
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "Missing or invalid staff token", **PROBLEM},
@@ -36,7 +36,6 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     422: {"description": "Invalid input", **PROBLEM},
 }
 router = APIRouter(prefix="/v1", tags=["triage staff"], responses=ERRORS)
-ACTOR_ROLES: tuple[Role, ...] = ("triage", "admin")
 readers = require_role("triage", "ops", "admin")
 actors = require_role(*ACTOR_ROLES)
 
@@ -60,6 +59,10 @@ class QueueItem(BaseModel):
     acknowledged_at: datetime | None
     owner: str | None
     resume_at: datetime | None
+    next_escalation_at: datetime | None = Field(
+        description="When notify pages the next in a recipient's escalation chain unless "
+        "someone acknowledges the incident (notify's escalation timers); null: none runs."
+    )
 
 
 class HistoryItem(BaseModel):
@@ -104,6 +107,19 @@ class Reveal(BaseModel):
     reason: str
 
 
+class RouteStep(BaseModel):
+    """One routing rule checked for the incident's decision, as ``veilig routes test``
+    prints it: whether it matched and why, whom it added, and what it noted."""
+
+    index: int
+    rule: str
+    matched: bool
+    why: str
+    added: list[Recipient] = Field(description="The recipients it added, with their profile.")
+    notes: list[str] = Field(description="Defaults applied or skipped, drops, fallbacks.")
+    continued: bool = Field(description="It matched and said continue: later rules add too.")
+
+
 class IncidentView(QueueItem):
     description: str
     category_hint: str | None
@@ -112,6 +128,10 @@ class IncidentView(QueueItem):
     reasons: list[str]
     top_categories: list[dict[str, Any]]
     recipients: list[dict[str, str]]
+    routing: list[RouteStep] | None = Field(
+        description="Every routing rule checked for the current decision, in order; null "
+        "when it was decided before triage kept the trace."
+    )
     merged_into: UUID | None
     merged_reports: list[MergedReport]
     notifications: list[NotificationView]
@@ -195,7 +215,10 @@ async def incident(
 ) -> IncidentView:
     """The incident with its report, the classifier's reasons and its whole history."""
     async with rt.pool.acquire() as conn:
-        row = await conn.fetchrow("SELECT * FROM incidents WHERE incident_id = $1", incident_id)
+        row = await conn.fetchrow(
+            f"SELECT *, {NEXT_ESCALATION} FROM incidents WHERE incident_id = $1",  # noqa: S608
+            incident_id,
+        )
         if row is None:
             raise Problem(404, "not-found", "Not found", f"no incident {incident_id}")
         history = await conn.fetch(
@@ -237,6 +260,7 @@ async def incident(
         reasons=json.loads(row["reasons"]),
         top_categories=json.loads(row["top_categories"]),
         recipients=json.loads(row["recipients"]),
+        routing=None if row["routing"] is None else json.loads(row["routing"]),
         merged_into=row["merged_into"],
         merged_reports=[MergedReport(**dict(m)) for m in merged],
         notifications=[

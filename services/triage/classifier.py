@@ -40,14 +40,12 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from sklearn.calibration import CalibratedClassifierCV
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.metrics import accuracy_score, classification_report, f1_score
-from sklearn.model_selection import train_test_split
-from sklearn.pipeline import FeatureUnion, Pipeline
-from sklearn.svm import LinearSVC
+
+if TYPE_CHECKING:  # scikit-learn takes seconds to import: only where a model is built
+    from sklearn.pipeline import Pipeline
 
 from services.triage.rules import (
     NO_FLAGS,
@@ -109,6 +107,11 @@ class Decision:
 
 
 def _build_model() -> Pipeline:
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.pipeline import FeatureUnion, Pipeline
+    from sklearn.svm import LinearSVC
+
     features = FeatureUnion(
         [
             ("words", TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)),
@@ -333,6 +336,9 @@ def evaluate(
     The split is deterministic (fixed seed). Reports are classified as text only (no hint, no
     flags), which is the hardest case the service meets.
     """
+    from sklearn.metrics import accuracy_score, classification_report, f1_score
+    from sklearn.model_selection import train_test_split
+
     examples = load_corpus(path)
     train, test = train_test_split(
         examples,

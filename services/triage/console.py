@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, get_args
+from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
@@ -28,14 +29,15 @@ from pydantic import BaseModel, Field
 from schemas import geo
 from schemas.taxonomy import Priority, taxonomy
 from services.common import sessions
+from services.common.haarlem_map import incident_map_svg
 from services.common.problems import Problem
 from services.common.runtime import Runtime, runtime
-from services.common.staff import Staff, authenticate_staff
+from services.common.staff import Staff, active_staff, authenticate_staff
 from services.triage import api
 from services.triage.actions import Outcome
 from services.triage.queue import Filters, View, count_views, fetch_queue
 from services.triage.signals import recent_signals
-from services.triage.workflow import OPEN_STATUSES
+from services.triage.workflow import ACTOR_ROLES, OPEN_STATUSES
 
 STATIC = Path(__file__).parent / "console_static"
 PATH = sessions.CONSOLE_PATH
@@ -134,6 +136,34 @@ async def reference(_staff: Annotated[Staff, Depends(signed_in)]) -> dict[str, o
         "statuses": list(OPEN_STATUSES),
         "outcomes": list(get_args(Outcome)),
     }
+
+
+@router.get("/api/colleagues")
+async def colleagues(rt: Rt, _staff: Annotated[Staff, Depends(api.actors)]) -> list[dict[str, str]]:
+    """Whom an incident can be given to (the assign form's choice): active triage and admin
+    accounts."""
+    async with rt.pool.acquire() as conn:
+        return [
+            {"username": s.username, "role": s.role} for s in await active_staff(conn, ACTOR_ROLES)
+        ]
+
+
+@router.get("/api/incidents/{incident_id}/map")
+async def incident_map(
+    incident_id: UUID, rt: Rt, _staff: Annotated[Staff, Depends(signed_in)]
+) -> Response:
+    """The offline map of Haarlem with the incident on it: a pin on its point, its buurt
+    highlighted. For whoever may read the incident, whose page shows the same location in
+    words; the location never travels in a URL."""
+    row = await rt.pool.fetchrow(
+        "SELECT lat, lon, buurt_code FROM incidents WHERE incident_id = $1", incident_id
+    )
+    if row is None:
+        raise Problem(404, "not-found", "Not found", f"no incident {incident_id}")
+    svg = incident_map_svg(row["lat"], row["lon"], row["buurt_code"])
+    if svg is None:
+        raise Problem(404, "not-on-the-map", "Not on the map", "no location in Haarlem known")
+    return Response(svg, media_type="image/svg+xml", headers={"Cache-Control": "no-store"})
 
 
 async def _snapshot(rt: Runtime, view: View, filters: Filters) -> str:

@@ -23,7 +23,13 @@ from services.common.observability import tracer
 from services.triage.classifier import Classifier, Decision, Text
 from services.triage.plans import NO_PLANS, SafetyPlans
 from services.triage.priority import decide_priority
-from services.triage.routing import ConfigError, RoutingInput, RoutingTable, read_yaml
+from services.triage.routing import (
+    ConfigError,
+    RoutingInput,
+    RoutingTable,
+    TraceEntry,
+    read_yaml,
+)
 
 DUPLICATES_PATH = Path(__file__).with_name("duplicates.yaml")
 
@@ -40,6 +46,8 @@ class TriageDecision:
     recipients: tuple[Recipient, ...]
     acknowledge_by: datetime
     handle_by: datetime
+    routing: tuple[TraceEntry, ...] = ()
+    """Every routing rule checked, in order: which matched, why, and whom each added."""
 
 
 class Window(BaseModel):
@@ -162,4 +170,5 @@ class Triage:
             recipients=recipients,
             acknowledge_by=acknowledge_by,
             handle_by=handle_by,
+            routing=tuple(routed.trace),
         )

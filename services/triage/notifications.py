@@ -15,6 +15,7 @@ from schemas.events import (
     NotificationDelivered,
     NotificationDispatched,
     NotificationEscalated,
+    NotificationEscalationScheduled,
     NotificationEvent,
     NotificationFailed,
 )
@@ -25,6 +26,7 @@ KINDS: Mapping[type[NotificationEvent], str] = {
     NotificationFailed: "failed",
     NotificationEscalated: "escalated",
     NotificationAcknowledged: "acknowledged",
+    NotificationEscalationScheduled: "escalation-scheduled",
 }
 """event class -> the kind it is logged as."""
 _COMMON = frozenset(NotificationEvent.model_fields)

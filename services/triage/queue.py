@@ -13,29 +13,46 @@ from pydantic import BaseModel, Field
 from services.triage.workflow import OPEN_STATUSES
 
 View = Literal["open", "needs_review", "unacknowledged", "sla_at_risk", "suspected_duplicates"]
+_OPEN = "merged_into IS NULL AND status IN ({})".format(", ".join(f"'{s}'" for s in OPEN_STATUSES))
+"""An open incident, in the words of the partial index incidents_open_nearby (migration 0012)."""
+_NEAR = "interval '1 hour'"
+# A suspected duplicate: another open incident of its category in its buurt within the hour
+# either side. The nearest such incident in time is the one just before or after it in
+# (category, buurt, time) order, so one ordered pass over the index finds them all (a
+# self-join looked at every pair: docs/benchmarks.md, scenario 10).
+_SUSPECTED = (
+    "SELECT incident_id FROM (SELECT incident_id, buurt_code IS NOT NULL AND coalesce("  # noqa: S608
+    f"occurred_at - lag(occurred_at) OVER nearby < {_NEAR} OR "
+    f"lead(occurred_at) OVER nearby - occurred_at < {_NEAR}, FALSE) AS suspected "
+    f"FROM incidents WHERE {_OPEN} "
+    "WINDOW nearby AS (PARTITION BY category, buurt_code ORDER BY occurred_at)) AS n "
+    "WHERE suspected"
+)
 VIEWS: dict[View, str] = {
     "open": "TRUE",
     "needs_review": "needs_review",
     "unacknowledged": "effective_priority IN ('P1', 'P2') AND acknowledged_at IS NULL",
     "sla_at_risk": "(acknowledged_at IS NULL AND acknowledge_by < now() + interval '5 minutes')"
     " OR handle_by < now() + interval '1 hour'",
-    # Within the hour either side, as a range the index (incidents_nearby) can take.
-    "suspected_duplicates": "EXISTS (SELECT 1 FROM incidents o WHERE o.incident_id <> "
-    "i.incident_id AND o.category = i.category AND o.buurt_code = i.buurt_code AND "
-    "o.merged_into IS NULL AND o.status = ANY($1) AND "
-    "o.occurred_at > i.occurred_at - interval '1 hour' AND "
-    "o.occurred_at < i.occurred_at + interval '1 hour')",
+    "suspected_duplicates": f"incident_id IN ({_SUSPECTED})",
 }
-"""view -> its condition on an open incident ``i`` ($1: the open statuses)."""
-_JOINED: frozenset[View] = frozenset({"suspected_duplicates"})
-"""Views whose condition reads other incidents: counted by a query of their own, which the
-planner turns into one join, not a lookup per row."""
+"""view -> its condition on an open incident (the planner computes the suspected duplicates
+once per query and looks each incident up in them)."""
 COLUMNS = (
     "incident_id, occurred_at, received_at, partner, category, priority, effective_priority, "
     "confidence, needs_review, status, buurt_code, wijk_code, report_count, acknowledge_by, "
     "handle_by, acknowledged_at, owner, resume_at"
 )
 """What a queue row shows (the report itself and the decision's details stay behind)."""
+NEXT_ESCALATION = (
+    "(SELECT min(escalate_at) FROM (SELECT DISTINCT ON (recipient) "
+    "(detail->>'escalate_at')::timestamptz AS escalate_at FROM notification_log AS n "
+    "WHERE n.incident_id = incidents.incident_id AND n.kind = 'escalation-scheduled' "
+    "ORDER BY recipient, n.id DESC) AS timers) AS next_escalation_at"
+)
+"""When notify pages the next in a chain for ``incidents`` unless someone acknowledges it:
+the earliest of its recipients' running escalation timers, each as notify last told of it
+(notification.escalation-scheduled; NULL: none runs)."""
 
 
 class Filters(BaseModel):
@@ -60,9 +77,9 @@ _COLUMNS: dict[str, str] = {
 
 
 def _where(filters: Filters) -> tuple[str, list[Any]]:
-    """The queue's base condition and the filters', with their parameters from $2 on."""
-    conditions = ["status = ANY($1)", "merged_into IS NULL"]
-    args: list[Any] = [list(OPEN_STATUSES)]
+    """The queue's base condition and the filters', with their parameters."""
+    conditions = [_OPEN]
+    args: list[Any] = []
     for name, column in _COLUMNS.items():
         value = getattr(filters, name)
         if value is not None:
@@ -76,9 +93,11 @@ async def fetch_queue(
 ) -> list[asyncpg.Record]:
     """One view's incidents, most urgent and the earliest deadline first."""
     where, args = _where(filters)
+    order = "ORDER BY effective_priority, acknowledge_by"
+    # The next escalation only for the rows shown (after the limit).
     return await pool.fetch(
-        f"SELECT {COLUMNS} FROM incidents i WHERE {where} AND ({VIEWS[view]}) "  # noqa: S608
-        f"ORDER BY effective_priority, acknowledge_by LIMIT ${len(args) + 1}",
+        f"SELECT *, {NEXT_ESCALATION} FROM (SELECT {COLUMNS} FROM incidents "  # noqa: S608
+        f"WHERE {where} AND ({VIEWS[view]}) {order} LIMIT ${len(args) + 1}) AS incidents {order}",
         *args,
         limit,
     )
@@ -87,16 +106,7 @@ async def fetch_queue(
 async def count_views(pool: asyncpg.Pool, filters: Filters) -> dict[View, int]:
     """How many incidents each view holds under ``filters``."""
     where, args = _where(filters)
-    plain = {view: c for view, c in VIEWS.items() if view not in _JOINED}
-    counts = ", ".join(f'count(*) FILTER (WHERE {c}) AS "{view}"' for view, c in plain.items())
-    row = await pool.fetchrow(f"SELECT {counts} FROM incidents i WHERE {where}", *args)  # noqa: S608
+    counts = ", ".join(f'count(*) FILTER (WHERE {c}) AS "{view}"' for view, c in VIEWS.items())
+    row = await pool.fetchrow(f"SELECT {counts} FROM incidents WHERE {where}", *args)  # noqa: S608
     assert row is not None
-    found: dict[View, int] = {view: int(row[view]) for view in plain}
-    for view in _JOINED:
-        found[view] = int(
-            await pool.fetchval(
-                f"SELECT count(*) FROM incidents i WHERE {where} AND {VIEWS[view]}",  # noqa: S608
-                *args,
-            )
-        )
-    return {view: found[view] for view in VIEWS}
+    return {view: int(row[view]) for view in VIEWS}

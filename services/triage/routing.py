@@ -431,6 +431,18 @@ class TraceEntry:
     """Defaults applied or skipped, recipients dropped or already reached, fallbacks."""
     continued: bool = False
 
+    def as_json(self) -> dict[str, Any]:
+        """The entry as triage keeps it with its decision (the console's routing section)."""
+        return {
+            "index": self.index,
+            "rule": self.rule,
+            "matched": self.matched,
+            "why": self.why,
+            "added": [r.model_dump(mode="json") for r in self.added],
+            "notes": list(self.notes),
+            "continued": self.continued,
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class RoutingResult:

@@ -7,7 +7,7 @@ from pathlib import Path
 from services.common.runtime import Runtime
 from services.common.service import ServiceParts, ServiceSpec
 from services.common.supervision import Background
-from services.triage import api, console, plan_store, plans_api, signals
+from services.triage import api, console, plan_store, plans_api, privacy, signals, timers
 from services.triage.actions import Actions
 from services.triage.classifier import Classifier
 from services.triage.decide import Triage
@@ -25,7 +25,11 @@ def _build(rt: Runtime) -> ServiceParts:
     return ServiceParts(
         kafka=consumers,
         before_start=[lambda rt: plan_store.load_into(rt, triage)],
-        background=[Background("safety-plans", plan_store.follow(triage))],
+        background=[
+            Background("safety-plans", plan_store.follow(triage)),
+            Background("privacy-purge", privacy.daily),
+            Background("workflow-timers", timers.run),
+        ],
     )
 
 

@@ -44,6 +44,7 @@ def decision_columns(decision: TriageDecision) -> dict[str, Any]:
         "recipients": _json([r.model_dump(mode="json") for r in decision.recipients]),
         "acknowledge_by": decision.acknowledge_by,
         "handle_by": decision.handle_by,
+        "routing": _json([entry.as_json() for entry in decision.routing]),
     }
 
 
@@ -206,6 +207,7 @@ _TYPES = {
     "recipients": "jsonb",
     "acknowledge_by": "timestamptz",
     "handle_by": "timestamptz",
+    "routing": "jsonb",
     "status": "text",
     "merged_into": "uuid",
     "report_count": "int4",

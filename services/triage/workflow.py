@@ -31,6 +31,7 @@ from collections.abc import Collection, Mapping
 from typing import Literal, get_args
 
 from schemas.events import IncidentStatus
+from services.common.staff import Role
 
 STATUSES: tuple[IncidentStatus, ...] = get_args(IncidentStatus)
 
@@ -147,6 +148,9 @@ def check_transition(old: IncidentStatus, new: IncidentStatus) -> None:
         raise IllegalTransition(old, new)
 
 
+ACTOR_ROLES: tuple[Role, ...] = ("triage", "admin")
+"""The roles that act on incidents and can be given one (``ops`` reads)."""
+
 STAFF_ACTIONS: tuple[Action, ...] = tuple(a for a in ACTIONS if a != "withdraw")
 """What triage staff may do (a withdrawal is the reporting partner's)."""
 
@@ -154,6 +158,14 @@ STAFF_ACTIONS: tuple[Action, ...] = tuple(a for a in ACTIONS if a != "withdraw")
 def allowed_actions(status: IncidentStatus) -> list[Action]:
     """The staff actions allowed in ``status``, in table order (what the console offers)."""
     return [a for a in STAFF_ACTIONS if status in ACTIONS[a]]
+
+
+def resumed_status(acknowledged: bool) -> IncidentStatus:
+    """Where an incident on hold goes when its resume time passes: back to ``triaged`` when
+    nobody had acknowledged it yet, else work resumes (``in_progress``)."""
+    resumed: IncidentStatus = "in_progress" if acknowledged else "triaged"
+    check_transition("on_hold", resumed)
+    return resumed
 
 
 def check_action(action: Action, status: IncidentStatus) -> IncidentStatus:

@@ -24,10 +24,10 @@ from schemas.geo import buurten
 from schemas.topics import INCIDENT_EVENTS, MAIN_TOPICS
 from services.common.settings import Settings
 from tests.e2e.test_end_to_end import DESCRIPTIONS, REPORTER, Platform, start_platform
-from tests.integration.test_service_runner import free_port
 from tests.support import eventually, read_topic
+from tools.ports import free_port
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.fault]
 
 ROOT = Path(__file__).resolve().parents[2]
 POSTGRES = str(ROOT / "deploy/local/postgres.sh")

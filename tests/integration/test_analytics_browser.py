@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import socket
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,6 +18,7 @@ from services.analytics.service import SPEC
 from services.common.service import create_app
 from services.common.settings import Settings
 from tests.integration.test_analytics import BAKENES, CENTRE, incident, publish, staff_tokens
+from tools.ports import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -34,12 +34,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 ARTEFACT = Path("test-artifacts/analytics-dashboard.png")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture

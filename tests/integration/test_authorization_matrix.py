@@ -37,8 +37,8 @@ from services.common.settings import ServiceName, Settings
 from services.common.staff import ROLES, Role, add_staff, disable_staff
 from services.intake.partners import KEY_PREFIX, add_partner, revoke_key
 from services.openapi import service_spec
-from tests.integration.test_service_runner import free_port
 from tests.support import served as serving_app
+from tools.ports import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -153,6 +153,8 @@ MATRIX: dict[ServiceName, dict[str, Row]] = {
         "POST /console/api/signin/link": everyone(401),
         "POST /console/api/signout": everyone(204),
         **{f"GET /console/api/{p}": staff(200) for p in ("me", "queue", "reference", "stream")},
+        "GET /console/api/colleagues": staff(200, *ACTOR),
+        "GET /console/api/incidents/{incident_id}/map": staff(404),
     },
     "analytics": {
         **COMMON,

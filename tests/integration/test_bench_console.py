@@ -10,9 +10,9 @@ import pytest
 from services.common.service import create_app
 from services.common.settings import Settings
 from services.triage.service import SPEC
-from tests.integration.test_analytics_browser import free_port
 from tests.support import served
 from tools.bench import console_queue
+from tools.ports import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -4,10 +4,15 @@ with its attempt and its two notification events (dispatched, delivered) in the 
 
 from __future__ import annotations
 
+import asyncio
+import uuid
+
 import asyncpg
 import pytest
 
-from tools.bench.drain import SCHEMA, drain
+from services.notify.delivery import claim_due, hand_back
+from tests.support import eventually
+from tools.bench.drain import SCHEMA, backlog, delivered, drain
 
 pytestmark = pytest.mark.integration
 
@@ -29,3 +34,38 @@ async def test_the_worker_drains_the_backlog_and_records_every_outcome(database_
         assert events == 120
     finally:
         await conn.close()
+
+
+async def test_leases_held_without_a_send_are_handed_back_not_waited_out(
+    database_url: str,
+) -> None:
+    """A database blink can end the worker's term between a claim's commit and its reply, or
+    interrupt an attempt before anything was sent: the worker hands those leases back (their
+    attempt uncounted) instead of leaving them for the 60 s lease to run out."""
+    async with backlog(database_url, 12, concurrency=16, lease_seconds=60.0) as due:
+        notify = due.worker.notify
+        lost = await claim_due(due.pool, notify, 4, urgent=False, worker=due.worker.id)
+        interrupted = await claim_due(due.pool, notify, 1, urgent=False, worker=uuid.uuid4())
+        assert len(lost) == 4 and len(interrupted) == 1
+
+        # An interrupted attempt hands its own lease back; a stale one (attempt moved on) not.
+        await hand_back(due.pool, interrupted[0])
+        await hand_back(due.pool, interrupted[0])
+        states = await due.pool.fetch(
+            "SELECT status, attempts, count(*) FROM deliveries GROUP BY 1, 2 ORDER BY 1"
+        )
+        assert [tuple(r) for r in states] == [("in_flight", 1, 4), ("pending", 0, 8)]
+
+        # The lost claims: the worker's next term sends them at once, not after 60 s.
+        task = asyncio.create_task(due.worker.run(due.runtime, due.loop))
+        try:
+            await eventually(lambda: delivered_all(due.pool, 12), within=15)
+        finally:
+            due.runtime.stopping.set()
+            await task
+        attempts = await due.pool.fetch("SELECT DISTINCT attempts FROM deliveries")
+        assert [r["attempts"] for r in attempts] == [1]
+
+
+async def delivered_all(pool: asyncpg.Pool, count: int) -> bool:
+    return await delivered(pool) == count

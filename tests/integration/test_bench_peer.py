@@ -14,9 +14,9 @@ import httpx
 import pytest
 import uvicorn
 
-from tests.integration.test_service_runner import free_port
 from tests.support import eventually
 from tools.bench import peer
+from tools.ports import free_port
 from tools.standins import Inbox, StandinSettings, webhook_app
 
 pytestmark = pytest.mark.integration

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_service_runner import free_port
+from tools.ports import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -10,6 +10,7 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -432,5 +433,125 @@ async def test_reclassify_reveal_merge_claim_hold_and_cancel(platform: Platform)
 
         await eventually(cancelled, within=30)
         assert set(platform.messages(noise)) == {"handhaving", "zorg.veiligheidshuis"}
+    finally:
+        await page.close()
+
+
+async def test_the_incident_on_the_map_its_routing_rule_and_assigning_it_to_a_colleague(
+    platform: Platform,
+) -> None:
+    me, page = await platform.signed_in()
+    colleague = await platform.account("admin")
+    smoke = reported("Rook uit de meterkast in een portiek", hint="brand", lat=ZUID[0], lon=ZUID[1])
+    await platform.report(smoke)
+    await row(page, smoke).wait_for(timeout=WAIT_MS)
+    try:
+        # On the offline map: a pin on its point, its buurt highlighted, named for a reader.
+        await incident_page(platform, page, smoke)
+        await page.locator("#incident-map svg .pin").wait_for(timeout=WAIT_MS)
+        buurt = smoke.location.buurt_code
+        assert await page.locator(f'#incident-map .buurt.here[data-code="{buurt}"]').count() == 1
+        label = await page.locator("#incident-map svg").get_attribute("aria-label") or ""
+        assert label.startswith("Exacte plek van de melding")
+
+        # The routing decision: the rule that chose the recipients, and the rules before it.
+        summary = await page.locator("#routing-summary").text_content() or ""
+        assert summary.startswith("Ontvangers gekozen door regel")
+        matched = page.locator("#routing tbody tr.matched")
+        assert await matched.count() >= 1
+        rule = await matched.first.get_attribute("data-rule")
+        assert rule is not None and rule in summary
+        assert await serious_violations(page) == []
+        await shot(page, "incident-map-routing")
+
+        # Given to a colleague chosen from the active staff; "c" takes it back.
+        owner = page.locator('#incident-view dt:text-is("Eigenaar") + dd')
+        await page.locator('[data-action="assign"]').click()
+        await answer(page, owner=colleague, reason="overdracht aan de dienstdoende")
+        await eventually(lambda: _is(owner, colleague), within=WAIT_MS / 1000)
+        await shot(page, "assigned")
+        await page.keyboard.press("c")
+        await eventually(lambda: _is(owner, me), within=WAIT_MS / 1000)
+    finally:
+        await page.close()
+
+
+async def _is(locator: Any, text: str) -> bool:
+    return (await locator.text_content()) == text
+
+
+async def test_an_unacknowledged_p1_counts_down_to_notifys_next_escalation(
+    platform: Platform,
+) -> None:
+    _, page = await platform.signed_in()
+    fire = reported(
+        "Brand in een schuur, vlammen slaan eruit",
+        flags=Flags(in_progress=True),
+        lat=NOORD[0],
+        lon=NOORD[1],
+    )
+    shown = row(page, fire).locator(".escalation")
+
+    async def timers() -> list[datetime]:
+        """Notify's running escalation timers for the fire, as notify itself has them."""
+        conn = await platform.db()
+        try:
+            rows = await conn.fetch(
+                "SELECT escalate_at FROM notify.escalations WHERE incident_id = $1 "
+                "AND stopped_at IS NULL ORDER BY escalate_at",
+                fire.incident_id,
+            )
+        finally:
+            await conn.close()
+        return [r["escalate_at"] for r in rows]
+
+    async def counting_down_to_notifys_next() -> datetime | None:
+        """The time the row counts down to, once it is notify's earliest running timer."""
+        when = await shown.locator("time").get_attribute("datetime")
+        running = await timers()
+        if when is None or not running:
+            return None
+        at = datetime.fromisoformat(when)
+        return at if at == running[0] else None
+
+    try:
+        await platform.report(fire)
+        await row(page, fire).wait_for(timeout=WAIT_MS)
+        await shown.locator("time").wait_for(timeout=WAIT_MS)
+        await eventually(counting_down_to_notifys_next, within=WAIT_MS / 1000)
+        first = await counting_down_to_notifys_next()
+        assert first is not None
+        # It ticks for the eye; a screen reader reads the time instead of every second.
+        countdown = shown.locator(".countdown")
+        assert await countdown.get_attribute("aria-hidden") == "true"
+        assert (await countdown.text_content() or "").startswith("over")
+        assert await page.locator('#queue th:text-is("Volgende escalatie")').count() == 1
+        await shot(page, "queue-escalation")
+
+        # Nobody acknowledges: notify pages the next in the chain and sets the next timer,
+        # and the row counts down to that one.
+        async def moved_on() -> bool:
+            later = await counting_down_to_notifys_next()
+            return later is not None and later > first
+
+        await eventually(moved_on, within=WAIT_MS / 1000)
+
+        # Acknowledged ("a" on the incident): notify stops every timer, the countdown goes.
+        await row(page, fire).locator("a").click()
+        await page.wait_for_url(f"{platform.url}/console/incidents/{fire.incident_id}")
+        await page.keyboard.press("a")
+        await (
+            page.locator("#incident-view table tbody")
+            .get_by_text("acknowledged")
+            .wait_for(timeout=WAIT_MS)
+        )
+        await page.keyboard.press("Escape")
+        await page.wait_for_url(f"{platform.url}/console/")
+        await eventually(lambda: _is(shown, "—"), within=WAIT_MS / 1000)
+
+        async def stopped() -> bool:
+            return await timers() == []
+
+        await eventually(stopped, within=WAIT_MS / 1000)
     finally:
         await page.close()

@@ -20,8 +20,9 @@ from services.common.settings import Settings
 from services.intake import partners
 from services.intake.service import SPEC
 from tests.integration.test_intake import report
-from tests.integration.test_service_runner import free_port, service_env, wait_ready
+from tests.integration.test_service_runner import service_env, wait_ready
 from tests.support import header, read_topic, running
+from tools.ports import free_port
 
 pytestmark = pytest.mark.integration
 

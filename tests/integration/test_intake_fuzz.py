@@ -15,7 +15,8 @@ from services.common.migrations import load_migrations, migrate
 from services.common.settings import Settings
 from services.intake import partners
 from services.intake.service import SPEC
-from tests.integration.test_service_runner import free_port, service_env, wait_ready
+from tests.integration.test_service_runner import service_env, wait_ready
+from tools.ports import free_port
 
 pytestmark = pytest.mark.integration
 

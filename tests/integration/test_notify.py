@@ -64,8 +64,9 @@ from services.notify.registry import CHANNELS_CHANGED, ChannelCache, Format, set
 from services.notify.service import make_spec
 from services.notify.settings import NotifySettings
 from services.notify.webhooks import generate_secret
-from tests.integration.test_service_runner import free_port, service_env
+from tests.integration.test_service_runner import service_env
 from tests.support import eventually, produce, read_topic, running
+from tools.ports import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -22,7 +22,8 @@ from services.common.settings import ServiceName, Settings
 from services.common.staff import add_staff
 from services.intake.partners import add_partner
 from services.openapi import document_path
-from tests.integration.test_service_runner import free_port, service_env, wait_ready
+from tests.integration.test_service_runner import service_env, wait_ready
+from tools.ports import free_port
 
 pytestmark = pytest.mark.integration
 

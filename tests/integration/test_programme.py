@@ -61,8 +61,8 @@ from tests.integration.test_notify import (
     verified,
     webhook,
 )
-from tests.integration.test_service_runner import free_port
 from tests.support import eventually, header, read_topic, running
+from tools.ports import free_port
 
 pytestmark = pytest.mark.integration
 

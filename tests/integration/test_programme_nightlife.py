@@ -25,8 +25,8 @@ from services.notify.service import make_spec
 from services.notify.webhooks import generate_secret
 from tests.integration.test_notify import Receiver, notify_config, verified, webhook
 from tests.integration.test_programme import receiver  # noqa: F401 (a fixture)
-from tests.integration.test_service_runner import free_port
 from tests.support import eventually, produce, running
+from tools.ports import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,14 +15,9 @@ import httpx
 import pytest
 
 from services.common.settings import SERVICES, Settings
+from tools.ports import free_port
 
 pytestmark = pytest.mark.integration
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def service_env(settings: Settings, **ports: int) -> dict[str, str]:
@@ -76,7 +70,7 @@ async def test_service_starts_serves_health_and_metrics_and_stops_on_sigterm(
         # Every background loop is supervised and reported, every lag check under threshold.
         loops = {
             "intake": {"outbox-relay", "key-cache", "status-callbacks"},
-            "triage": {"outbox-relay", "safety-plans"},
+            "triage": {"outbox-relay", "safety-plans", "privacy-purge", "workflow-timers"},
             "notify": {"outbox-relay", "delivery-worker", "escalation-timers", "nightlife-summary"},
             "analytics": {"kafka-monitor"},
         }[service]

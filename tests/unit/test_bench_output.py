@@ -90,6 +90,11 @@ def test_the_p1_burst_the_peer_side_by_side_and_the_durability_are_shown() -> No
             "p1_delivered": 20,
             "p1_first_delivery_ms": {**LATENCY, "p50": 310.0, "p99": 820.0, "max": 870.0},
             "burst_drained_seconds": 95.5,
+            "p1_stage_ms": {
+                "intake_answer": {**LATENCY, "p50": 20.0, "p99": 90.0},
+                "to_triaged": {**LATENCY, "p50": 150.0, "p99": 400.0},
+                "to_receiver": {**LATENCY, "p50": 125.0, "p99": None},
+            },
         },
         "peer": peer,
     }
@@ -103,6 +108,7 @@ def test_the_p1_burst_the_peer_side_by_side_and_the_durability_are_shown() -> No
         "| 7 P1 in a burst | 20/20 P1 during 20,000 P4: first delivery p50 / p99 / max | "
         "310 ms / 820 ms / 870 ms (burst drained in 95.5 s) | — |"
     ) in text
+    assert ("triaged to the receiver | 20 ms (90 ms) / 150 ms (400 ms) / 125 ms (—) | — |") in text
     # 50/s: the platform's p50 120 ms against Alertmanager's 3 ms; 1,000/s was not offered.
     assert "| 50 | 120 / 300 / 640 / 980 | 3 / 300 / 4 / 980 | 40.0 times | 160.0 times |" in text
     assert "| 1,000 | — (not offered) |" in text

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 from cloudevents.core.bindings.kafka import KafkaMessage, from_binary, to_binary
@@ -26,11 +26,14 @@ from schemas.envelope import (
 from schemas.events import (
     REGISTRY,
     CategoryProbability,
+    EscalationStop,
     Event,
     Flags,
     IncidentAcknowledged,
     IncidentAssigned,
+    IncidentDeadlineMissed,
     IncidentMerged,
+    IncidentPersonalDataErased,
     IncidentPriorityChanged,
     IncidentReclassified,
     IncidentReported,
@@ -44,6 +47,7 @@ from schemas.events import (
     NotificationDelivered,
     NotificationDispatched,
     NotificationEscalated,
+    NotificationEscalationScheduled,
     NotificationFailed,
     Recipient,
     Reporter,
@@ -437,6 +441,20 @@ STRATEGIES: dict[type[Event], st.SearchStrategy[Event]] = {
         actor=maybe(text(100)),
         reason=maybe(text(1000)),
     ),
+    IncidentDeadlineMissed: st.builds(
+        IncidentDeadlineMissed,
+        **envelope(IncidentDeadlineMissed),
+        handle_by=AWARE,
+        priority=PRIORITY,
+        status=st.sampled_from(["triaged", "acknowledged", "in_progress", "on_hold", "reopened"]),
+    ),
+    IncidentPersonalDataErased: st.builds(
+        IncidentPersonalDataErased,
+        **envelope(IncidentPersonalDataErased),
+        reason=st.sampled_from(["retention", "erasure"]),
+        retention_days=maybe(st.integers(1, 3650)),
+        actor=text(100, min_size=1),
+    ),
     IncidentAcknowledged: st.builds(
         IncidentAcknowledged,
         **envelope(IncidentAcknowledged),
@@ -531,6 +549,13 @@ STRATEGIES: dict[type[Event], st.SearchStrategy[Event]] = {
         **notification(NotificationAcknowledged),
         channel=st.sampled_from(["webhook", "cap", "email"]),
         acknowledged_by=maybe(text(100)),
+    ),
+    NotificationEscalationScheduled: st.builds(
+        NotificationEscalationScheduled,
+        **notification(NotificationEscalationScheduled),
+        level=st.integers(0, 10),
+        escalate_at=maybe(AWARE),
+        stopped=maybe(st.sampled_from(get_args(EscalationStop))),
     ),
 }
 

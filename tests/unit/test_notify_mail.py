@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -26,6 +25,7 @@ from tests.unit.test_notify_messages import (
     incident,
     payload,
 )
+from tools.ports import free_port
 
 SENDER = "Veilig Haarlem <veilig@haarlem.nl>"
 TO = "coordinator@buurtpreventie-binnenstad.example"
@@ -181,9 +181,7 @@ async def test_refusals_are_classified(
 
 
 async def test_connection_refused_is_retried() -> None:
-    with socket.socket() as s:  # a port that was free a moment ago: nobody listens
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()  # free a moment ago: nobody listens
     result = await send_email(compose(Profile.COARSE), "127.0.0.1", port, timeout=5)
     assert result.outcome == "retry"
     assert result.error

@@ -10,7 +10,6 @@ import asyncio
 import base64
 import hashlib
 import hmac
-import socket
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ from services.notify.webhooks import (
     sign,
 )
 from tests.support import serving
+from tools.ports import free_port
 
 BODY = '{"kind":"alert","category":{"label":"woninginbraak"},"note":"vóór 23:45"}'.encode()
 MESSAGE_ID = "c3e1f5a7-9b2d-4c6e-8f0a-1b2c3d4e5f60"
@@ -216,9 +216,7 @@ async def test_a_slow_receiver_times_out_and_is_retried(
 
 
 async def test_connection_refused_is_retried(client: WebhookClient) -> None:
-    with socket.socket() as s:  # a port that was free a moment ago: nobody listens
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()  # free a moment ago: nobody listens
     result = await post(client, f"http://127.0.0.1:{port}/hook", [generate_secret()])
     assert result.outcome == "retry"
     assert "ClientConnectorError" in str(result.error)

@@ -39,8 +39,17 @@ FACTS = {
         "withdrawal-requested",
         "zorgsignaal-raised",
         "assigned",
+        "deadline-missed",
+        "personal-data-erased",
     ],
-    "notification": ["dispatched", "delivered", "failed", "escalated", "acknowledged"],
+    "notification": [
+        "dispatched",
+        "delivered",
+        "failed",
+        "escalated",
+        "acknowledged",
+        "escalation-scheduled",
+    ],
     "safety-plan": ["adopted", "ended"],
 }
 FAMILIES: dict[type[Event], tuple[str, Topic]] = {

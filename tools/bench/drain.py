@@ -14,15 +14,17 @@ milliseconds per delivery (what a profile divides up).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
-import socket
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -34,7 +36,7 @@ from services.common.migrations import load_migrations, migrate
 from services.common.pii import seal
 from services.common.runtime import Runtime
 from services.common.settings import Settings
-from services.common.supervision import Health
+from services.common.supervision import Health, Loop
 from services.notify.delivery import DeliveryWorker
 from services.notify.messages import JSON_MEDIA_TYPE
 from services.notify.registry import load_registry, set_channel
@@ -42,16 +44,11 @@ from services.notify.settings import NotifySettings
 from services.notify.store import Notify
 from services.notify.targets import TargetPolicy
 from services.notify.webhooks import generate_secret
+from tools.ports import free_port
 
 SCHEMA = "bench_drain"
 RECIPIENT = "handhaving"
 MIGRATIONS = Path(__file__).parents[2] / "services" / "notify" / "migrations"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,8 +123,22 @@ async def _wait_receiver(url: str) -> None:
     raise RuntimeError(f"the stand-in receiver did not answer at {url}")
 
 
-async def drain(database_url: str, count: int, *, concurrency: int) -> Drained:
-    """Insert ``count`` due deliveries and time the worker delivering them all."""
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    """Due deliveries in their own schema, and the real worker ready to send them."""
+
+    pool: asyncpg.Pool
+    runtime: Runtime
+    worker: DeliveryWorker
+    loop: Loop
+
+
+@contextlib.asynccontextmanager
+async def backlog(
+    database_url: str, count: int, *, concurrency: int, **config: Any
+) -> AsyncIterator[Backlog]:
+    """``count`` due deliveries to a stand-in receiver (a process of its own), and a worker
+    for them with ``config`` (NotifySettings) that is not started yet."""
     port = free_port()
     secret = generate_secret()
     receiver_dir = Path(tempfile.mkdtemp(prefix="veilig-drain-"))
@@ -146,32 +157,39 @@ async def drain(database_url: str, count: int, *, concurrency: int) -> Drained:
         finally:
             await conn.close()
         settings = Settings(database_url=database_url, local_development=True)
-        config = NotifySettings(worker_concurrency=concurrency)
+        notify = NotifySettings(worker_concurrency=concurrency, **config)
         pool = await create_pool(database_url, SCHEMA, max_size=10)
-        health = Health("notify")
-        rt = Runtime(settings, pool, KafkaBroker(settings.kafka_bootstrap_servers), health)
-        worker = DeliveryWorker(Notify(settings, config, load_registry(config.registry_file)))
-        loop = health.loop("delivery-worker", stale_after=60)
+        try:
+            health = Health("notify")
+            rt = Runtime(settings, pool, KafkaBroker(settings.kafka_bootstrap_servers), health)
+            worker = DeliveryWorker(Notify(settings, notify, load_registry(notify.registry_file)))
+            yield Backlog(pool, rt, worker, health.loop("delivery-worker", stale_after=60))
+        finally:
+            await pool.close()
+    finally:
+        receiver.terminate()
+        await receiver.wait()
+
+
+async def delivered(pool: asyncpg.Pool) -> int:
+    return int(await pool.fetchval("SELECT count(*) FROM deliveries WHERE status = 'delivered'"))
+
+
+async def drain(database_url: str, count: int, *, concurrency: int) -> Drained:
+    """Insert ``count`` due deliveries and time the worker delivering them all."""
+    async with backlog(database_url, count, concurrency=concurrency) as due:
         started, cpu = time.perf_counter(), time.process_time()
-        task = asyncio.create_task(worker.run(rt, loop))
-        delivered = 0
-        while delivered < count:
+        task = asyncio.create_task(due.worker.run(due.runtime, due.loop))
+        while await delivered(due.pool) < count:
             await asyncio.sleep(0.05)
-            delivered = await pool.fetchval(
-                "SELECT count(*) FROM deliveries WHERE status = 'delivered'"
-            )
             if task.done():
                 task.result()  # raises what stopped the worker
         drained = Drained(
             count, concurrency, time.perf_counter() - started, time.process_time() - cpu
         )
-        rt.stopping.set()
+        due.runtime.stopping.set()
         await task
-        await pool.close()
         return drained
-    finally:
-        receiver.terminate()
-        await receiver.wait()
 
 
 def main(

@@ -89,6 +89,19 @@ async def counted(pool: asyncpg.Pool, ids: Collection[str]) -> dict[str, float]:
     return {row[0]: row[1] for row in await pool.fetch(_COUNTED, list(ids))}
 
 
+_HOPS = """
+SELECT incident_id::text, extract(epoch FROM received_at)::float8,
+       extract(epoch FROM triaged_at)::float8
+FROM analytics.incident_facts WHERE incident_id = ANY($1::uuid[])
+"""
+
+
+async def hops(pool: asyncpg.Pool, ids: Collection[str]) -> dict[str, tuple[float, ...]]:
+    """Incident id -> when intake recorded it and triage decided it (the events' own times, as
+    analytics projected them): where a report waited."""
+    return {row[0]: tuple(row[1:]) for row in await pool.fetch(_HOPS, list(ids))}
+
+
 @dataclass
 class Arrivals:
     delivered: dict[str, float]

@@ -130,10 +130,21 @@ def markdown(results: dict[str, Any]) -> str:
             f"{_num(p1['p1_first_delivery_ms']['max'], ' ms')} "
             f"(burst drained in {_num(p1['burst_drained_seconds'], ' s')}) | — |"
         )
+        stages = p1["p1_stage_ms"]
+        lines.append(
+            "| 7 P1 in a burst | where a P1 waited, p50 (p99): intake's answer / intake to "
+            "triaged / triaged to the receiver | "
+            + " / ".join(
+                f"{_num(stages[s]['p50'], ' ms')} ({_num(stages[s]['p99'], ' ms')})"
+                for s in ("intake_answer", "to_triaged", "to_receiver")
+            )
+            + " | — |"
+        )
     if queue := results.get("console_queue"):
         lines.append(
             f"| 10 console queue | {queue['open_incidents']:,} open incidents, every view with "
-            f"its counts: worst p95 | {_num(queue['worst_p95_ms'], ' ms')} "
+            f"its counts: worst p50 / p95 | {_num(queue['worst_p50_ms'], ' ms')} / "
+            f"{_num(queue['worst_p95_ms'], ' ms')} "
             f"(limit {queue['limit_ms']:.0f} ms) | — |"
         )
     if rebuilt := results.get("rebuild"):

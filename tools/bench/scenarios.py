@@ -358,7 +358,7 @@ async def p1_in_burst(bench: Bench) -> dict[str, Any]:
         bench.generate(Burst(count, BURST_BATCH, BURST_CLIENTS, bench.next_index))
     )
     start = time.time()
-    sent: list[tuple[float, str]] = []
+    sent: list[tuple[float, float, str]] = []  # sent, answered, incident id
     async with httpx.AsyncClient(
         base_url=target.intake_url,
         headers={"Authorization": f"Bearer {target.key}"},
@@ -369,17 +369,29 @@ async def p1_in_burst(bench: Bench) -> dict[str, Any]:
             at = time.time()
             response = await client.post("/v1/incidents", json=p1_report(target.run, n))
             if response.status_code in (200, 202):
-                sent.append((at, str(response.json()["incident_id"])))
+                sent.append((at, time.time(), str(response.json()["incident_id"])))
     result = await burst_job
     assert isinstance(result, SentReports)
     burst_ids = [s.incident_id for s in result.sent if s.incident_id is not None]
-    p1_ids = [incident for _, incident in sent]
+    p1_ids = [incident for _, _, incident in sent]
     arrived = await observe.wait_for(
         p1_ids + burst_ids, bench.deliveries, bench.pool, bench.profile.wait_seconds
     )
     p1_latency = Latency.of(
-        [arrived.delivered[i] - at if i in arrived.delivered else math.inf for at, i in sent]
+        [arrived.delivered[i] - at if i in arrived.delivered else math.inf for at, _, i in sent]
     )
+    # Where each P1 waited: intake's answer, then from intake's record to triage's decision,
+    # then from the decision to its arrival at the receiver (notify's own delivered event is
+    # recorded after the POST returns, so the arrival is the end of notify's hop).
+    times = await observe.hops(bench.pool, p1_ids)
+    stages: dict[str, list[float]] = {"intake_answer": [], "to_triaged": [], "to_receiver": []}
+    for at, answered, incident in sent:
+        received, triaged = times.get(incident, (math.nan, math.nan))
+        arrival = arrived.delivered.get(incident, math.nan)
+        for stage, value in zip(
+            stages, (answered - at, triaged - received, arrival - triaged), strict=True
+        ):
+            stages[stage].append(value if math.isfinite(value) else math.inf)
     burst_done = [arrived.delivered.get(i) for i in burst_ids]
     drained = (
         round(max(t for t in burst_done if t is not None) - start, 2)
@@ -394,6 +406,7 @@ async def p1_in_burst(bench: Bench) -> dict[str, Any]:
         "p1_delivered": sum(i in arrived.delivered for i in p1_ids),
         "p1_window_seconds": bench.profile.p1_window,
         "p1_first_delivery_ms": p1_latency.as_ms(),
+        "p1_stage_ms": {stage: Latency.of(values).as_ms() for stage, values in stages.items()},
         "burst_drained_seconds": drained,
     }
 

@@ -8,7 +8,7 @@ const KEYS = ["j", "k", "Enter", "a", "c", "r", "p", "m", "x", "/", "?", "Escape
 const REFRESH_MS = 3000;
 const $ = (selector) => document.querySelector(selector);
 
-const state = { me: null, ref: null, view: "open", items: [], counts: {}, selected: 0, incident: null };
+const state = { me: null, ref: null, view: "open", items: [], counts: {}, selected: 0, incident: null, map: null };
 let source = null;
 
 function el(tag, attrs = {}, ...children) {
@@ -64,10 +64,21 @@ function countdown(iso) {
     : { text: `${t("in")} ${text}`, cls: seconds < 300 ? "soon" : "" };
 }
 
+// The countdown ticks for the eye only: a screen reader reads the time, not a new number
+// every second.
 function deadlineCell(iso, done) {
   const cell = el("td", { "data-deadline": done ? null : iso });
   cell.append(el("time", { datetime: iso, text: clock(iso) }));
-  if (!done) cell.append(" ", el("span", { class: "countdown" }));
+  if (!done) cell.append(" ", el("span", { class: "countdown", "aria-hidden": "true" }));
+  return cell;
+}
+
+// When notify pages the next in an escalation chain (its timers, from its events): for an
+// unacknowledged P1/P2 only; an acknowledgement stops the timers, and the countdown with them.
+function escalationCell(item, urgent) {
+  if (!urgent || !item.next_escalation_at) return el("td", { class: "escalation", text: "—" });
+  const cell = deadlineCell(item.next_escalation_at, false);
+  cell.classList.add("escalation");
   return cell;
 }
 
@@ -143,6 +154,7 @@ function renderQueue() {
     el("td", { text: item.status + (item.owner ? ` · ${item.owner}` : "") }),
     el("td", { text: String(item.report_count) }),
     deadlineCell(item.acknowledge_by, !urgent),
+    escalationCell(item, urgent),
     deadlineCell(item.handle_by, false));
     return row;
   });
@@ -224,6 +236,39 @@ function actionButtons(incident) {
     })));
 }
 
+// The offline map of Haarlem with the incident on it (drawn by triage: a pin on its point,
+// else its buurt highlighted), fetched once per incident and kept across refreshes.
+async function showMap(holder, incident) {
+  if (state.map?.id !== incident.incident_id) {
+    const response = await fetch(`${API}/incidents/${incident.incident_id}/map`);
+    const svg = response.ok
+      ? new DOMParser().parseFromString(await response.text(), "image/svg+xml").documentElement : null;
+    state.map = { id: incident.incident_id, node: svg && document.importNode(svg, true) };
+  }
+  const { node } = state.map;
+  const exact = Boolean(node?.querySelector(".pin"));
+  node?.setAttribute("aria-label", `${t(exact ? "map.point" : "map.buurt")}: ${place(incident)}`);
+  holder.replaceChildren(...[node, el("p", { class: "hint", text: t(node ? (exact ? "map.point" : "map.buurt") : "map.none") })].filter(Boolean));
+}
+
+// The routing decision: every rule checked for the current decision (as `veilig routes test`
+// prints it), which matched and why, whom each added with which profile.
+function routingCard(incident) {
+  if (!incident.routing) return card("incident.routing", el("p", { text: t("routing.unknown") }));
+  const matched = incident.routing.filter((step) => step.matched);
+  const outcome = (step) => t(step.matched ? (step.continued ? "routing.continue" : "routing.match") : "routing.miss");
+  return card("incident.routing",
+    el("p", { id: "routing-summary", text: matched.length ? `${t("routing.decided")}: ${matched.map((step) => step.rule).join(", ")}` : t("routing.none") }),
+    el("table", { id: "routing" },
+      el("caption", { class: "sr-only", text: t("incident.routing") }),
+      el("thead", {}, el("tr", {}, ...["rule", "outcome", "why", "added"].map((h) => el("th", { scope: "col", text: t(`routing.${h}`) })))),
+      el("tbody", {}, ...incident.routing.map((step) => el("tr", { "data-rule": step.rule, class: step.matched ? "matched" : null },
+        el("td", { text: `${step.index}. ${step.rule}` }),
+        el("td", { text: outcome(step) }),
+        el("td", {}, step.why, step.notes.length ? el("ul", {}, ...step.notes.map((note) => el("li", { text: note }))) : null),
+        el("td", { text: step.added.map((r) => `${r.code} (${r.profile})`).join(", ") || "—" }))))));
+}
+
 function renderIncident(incident, focus = true) {
   const view = $("#incident-view");
   const history = el("table", {},
@@ -254,6 +299,8 @@ function renderIncident(incident, focus = true) {
       : el("p", { text: t(incident.has_contact ? "contact.hidden" : "contact.none") }),
     incident.contact_reveals.length ? el("ul", {}, ...incident.contact_reveals.map((r) => el("li", { text: `${clock(r.at)} ${r.actor}: ${r.reason}` }))) : null);
   const location = incident.location;
+  const map = el("div", { id: "incident-map" });
+  showMap(map, incident);
   view.replaceChildren(...[
     el("p", {}, el("a", { href: "/console/", text: `← ${t("incident.back")}`, onclick: (e) => { e.preventDefault(); showQueue(); } })),
     el("h2", { id: "incident-title", tabindex: "-1" },
@@ -272,6 +319,7 @@ function renderIncident(incident, focus = true) {
             ["incident.owner", incident.owner ?? "—"],
           ]),
           el("h4", { text: t("incident.contact") }), contact),
+        card("incident.map", map),
         merged.length ? card("incident.merged", el("ul", {}, ...merged)) : null,
         card("incident.notifications", incident.notifications.length ? notifications : el("p", { text: t("incident.none") })),
         card("incident.history", history)),
@@ -288,7 +336,8 @@ function renderIncident(incident, focus = true) {
           el("h4", { text: t("incident.top3") }),
           el("ol", {}, ...incident.top_categories.map((c) => el("li", { text: `${categoryLabel(c.category ?? c.code)} ${Math.round((c.score ?? c.probability ?? 0) * 100)}%` })))),
         card("incident.recipients",
-          el("ul", {}, ...incident.recipients.map((r) => el("li", { text: `${r.code}${r.profile ? ` (${r.profile})` : ""}` }))))))].filter(Boolean));
+          el("ul", {}, ...incident.recipients.map((r) => el("li", { text: `${r.code}${r.profile ? ` (${r.profile})` : ""}` })))),
+        routingCard(incident)))].filter(Boolean));
   view.hidden = false;
   $("#queue-view").hidden = true;
   if (focus) $("#incident-title").focus();
@@ -345,8 +394,9 @@ const FORMS = {
   reopen: () => [field("ask.reason", el("input", { name: "reason" }))],
   unmerge: () => [field("ask.reason", el("input", { name: "reason" }))],
   claim: () => null,
-  assign: () => [field("ask.owner", el("input", { name: "owner", required: true, autocomplete: "off" })),
-    field("ask.reason", el("input", { name: "reason" }))],
+  assign: async (it) => [field("ask.owner", choice("owner", (await call("/colleagues"))
+    .filter((c) => c.username !== it.owner).map((c) => [c.username, `${c.username} (${c.role})`]))),
+  field("ask.reason", el("input", { name: "reason" }))],
   start: () => [field("ask.reason", el("input", { name: "reason" }))],
   hold: () => [field("ask.waitfor", el("input", { name: "reason", required: true, minlength: "3" })),
     field("ask.resume", el("input", { name: "resume_at", type: "datetime-local", required: true }))],
@@ -384,7 +434,7 @@ async function act(action, id) {
   if (!state.me?.may_act || !id) return;
   if (state.incident && !offered(state.incident).some(([name]) => name === action)) return;
   const subject = state.incident?.incident_id === id ? state.incident : state.items.find((it) => it.incident_id === id);
-  const fields = FORMS[action](subject);
+  const fields = await FORMS[action](subject);
   const body = fields ? await ask(action, fields) : {};
   if (body === null) return;
   payload(body);

@@ -1,0 +1,31 @@
+"""What of a report is personal, and the report without it (docs/decisions/0010).
+
+The reporter's contact, the description (free text may name people) and the exact location
+(point and address: a door) are personal; category hint, buurt and wijk, times, flags and
+partner stay, so analytics keeps counting the incident. Every copy of a report is erased
+with :func:`erase_report`: no service keeps a field list of its own.
+"""
+
+from __future__ import annotations
+
+from schemas.events import IncidentReported
+
+
+def erase_report(report: IncidentReported) -> IncidentReported:
+    """``report`` without its personal data; erasing twice changes nothing."""
+    where = report.location
+    # A point without coordinates is not a point any more: what is left is the buurt.
+    resolution = where.resolution
+    if resolution == "point":
+        resolution = "buurt" if where.buurt_code else "none"
+    data = report.model_dump()
+    data.update(
+        description="",
+        reporter_sealed=None,
+        reporter=None,
+        attributes={},
+        location={**data["location"], "lat": None, "lon": None, "address": None},
+        flags={**data["flags"], "victim_role": None},
+    )
+    data["location"]["resolution"] = resolution
+    return IncidentReported.model_validate(data)
