@@ -32,6 +32,9 @@ if [ -z "${DATABASE_URL:-}" ]; then
   export DATABASE_URL=postgresql://veilig@127.0.0.1:$PGPORT/veilig
 fi
 
+# The project's bytecode, fresh: where PYTHONDONTWRITEBYTECODE is set (CI) Python writes none,
+# and each of the hundreds of service processes the suite starts would compile it again.
+.venv/bin/python -m compileall -q schemas services tools tests >/dev/null
 .venv/bin/pytest -ra --durations=20 "$@"
 rc=$?
 if [ "$rc" -eq 5 ]; then
