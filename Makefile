@@ -116,6 +116,7 @@ chaos-scenarios: export PGPORT := $(CHAOS_PGPORT)
 chaos-scenarios: export KAFKA_BOOTSTRAP_SERVERS := 127.0.0.1:$(CHAOS_KAFKA_PORT)
 chaos-scenarios: export DATABASE_URL := postgresql://veilig@127.0.0.1:$(CHAOS_PGPORT)/veilig
 chaos-scenarios: export PII_KEY_FILE := $(CHAOS_RUN_DIR)/secrets/pii.keys
+chaos-scenarios: export SECRETS_KEY_FILE := $(CHAOS_RUN_DIR)/secrets/secrets.keys
 chaos-scenarios: export LOCAL_DEVELOPMENT := true
 chaos-scenarios: export INTAKE_PORT := 38081
 chaos-scenarios: export TRIAGE_PORT := 38082

@@ -35,6 +35,7 @@ DIALECT = "https://json-schema.org/draft/2020-12/schema"
 KAFKA_BINDING_VERSION = "0.5.0"
 API_VERSION = "1.0.0"
 SUBMISSION = "IncidentSubmission"
+DEAD_LETTER = "DeadLetter"
 
 
 def event_schema(cls: type[Event]) -> dict[str, Any]:
@@ -159,8 +160,39 @@ def _submission_message() -> dict[str, Any]:
     }
 
 
+def _dead_letter_message() -> dict[str, Any]:
+    # What services/common/dlq.py seal_dead_letter writes (docs/decisions/0010).
+    text = {"type": "string"}
+    return {
+        "name": DEAD_LETTER,
+        "title": "Dead letter",
+        "summary": "A record a consumer could not process, sealed with the PII key.",
+        "description": "The value is a Fernet token (the platform's PII key) of the original "
+        'record, zlib-compressed: one JSON line {"headers": [[name, <base64>], ...]}, a newline, '
+        "then the original value as it was. The headers say why and from where and carry no "
+        "content; the reason is sealed too. `veilig dlq show` and `veilig dlq replay` open it.",
+        "contentType": "application/octet-stream",
+        "headers": {
+            "type": "object",
+            "properties": {
+                "x-dlq-sealed": {"type": "string", "const": "pii"},
+                "x-dlq-reason": {**text, "description": "The error, sealed (Fernet token)."},
+                "x-dlq-kind": {**text, "description": "What class of problem."},
+                "x-dlq-service": {**text, "description": "The service that gave up."},
+                "x-dlq-source-topic": text,
+                "x-dlq-source-partition": text,
+                "x-dlq-source-offset": text,
+                "x-dlq-attempts": text,
+            },
+        },
+        "payload": {**text, "description": "Fernet token."},
+    }
+
+
 def _topic_messages(topic: Topic, by_name: dict[str, Topic]) -> list[str]:
-    source = by_name.get(topic.name.removesuffix(".dlq"), topic)
+    if topic.name.endswith(".dlq"):
+        return [DEAD_LETTER]
+    source = topic
     if source.copies_of is not None:
         source = by_name[source.copies_of]
     if source is INCIDENT_SUBMISSIONS:
@@ -176,6 +208,7 @@ def asyncapi_document() -> dict[str, Any]:
     )
     messages: dict[str, Any] = {cls.__name__: _event_message(cls) for cls in REGISTRY.values()}
     messages[SUBMISSION] = _submission_message()
+    messages[DEAD_LETTER] = _dead_letter_message()
     by_name = {t.name: t for t in ALL_TOPICS}
     channels: dict[str, Any] = {}
     operations: dict[str, Any] = {}

@@ -100,8 +100,8 @@ def dead_letter(topic: Topic) -> Topic:
     return Topic(
         name=topic.dlq,
         key=topic.key,
-        description=f"Messages from {topic.name} that a consumer could not process; "
-        "the reason is in the headers (x-dlq-*).",
+        description=f"Messages from {topic.name} that a consumer could not process, sealed "
+        "with the PII key; why and from where is in the headers (x-dlq-*).",
         partitions=3,
         retention_ms=90 * DAY_MS,
         publishers=topic.subscribers,

@@ -15,8 +15,10 @@ from cryptography.fernet import Fernet
 from services.common.settings import Settings
 from tests.support import fresh_database, stack_settings
 
-# Personal data is sealed with keys from configuration; the tests bring their own.
+# Personal data and channel secrets are sealed with keys from configuration; the tests bring
+# their own.
 os.environ.setdefault("PII_KEYS", Fernet.generate_key().decode())
+os.environ.setdefault("SECRETS_KEYS", Fernet.generate_key().decode())
 # A developer's machine: receivers and stand-ins listen on http://127.0.0.1 (services and CLI
 # processes the tests start inherit it). Tests of the production rules switch it off.
 os.environ.setdefault("LOCAL_DEVELOPMENT", "true")

@@ -2,12 +2,13 @@
 
 A batch of records is parsed record by record: a record that cannot be parsed (malformed
 JSON, unknown event type, invalid body) is a *poison* message and goes straight to the
-topic's dead-letter topic with the reason in its headers. The parsed rest is handed to the
-service's handler in one call, which applies it in one database transaction (inbox, effects,
-outbox). If that fails, the batch is retried with backoff; if it keeps failing, each record
-is tried alone so that one bad record cannot hold back the others, and a record that fails
-``dlq_max_attempts`` times alone is dead-lettered too. Offsets are committed only after all
-of that (FastStream ``NACK_ON_ERROR``: an unexpected crash re-reads the batch).
+topic's dead-letter topic, sealed, with the why in its headers (services/common/dlq.py). The
+parsed rest is handed to the service's handler in one call, which applies it in one database
+transaction (inbox, effects, outbox). If that fails, the batch is retried with backoff; if it
+keeps failing, each record is tried alone so that one bad record cannot hold back the others,
+and a record that fails ``dlq_max_attempts`` times alone is dead-lettered too. Offsets are
+committed only after all of that (FastStream ``NACK_ON_ERROR``: an unexpected crash re-reads
+the batch).
 
 A failure because PostgreSQL or Kafka is away (:func:`services.common.faults.is_transient`)
 is no attempt: the batch is held, its offsets uncommitted, and tried again with capped
@@ -34,6 +35,7 @@ from prometheus_client import Counter, Gauge
 from schemas.envelope import EnvelopeError, decode, event_type
 from schemas.events import Event
 from schemas.topics import Topic
+from services.common.dlq import seal_dead_letter
 from services.common.faults import Backoff, describe, is_transient
 from services.common.runtime import Runtime, pause
 from services.common.settings import ServiceName, Settings
@@ -90,10 +92,6 @@ Parser = Callable[["ConsumerRecord[bytes, bytes]"], T | None]
 Handler = Callable[[Sequence[Incoming[T]]], Awaitable[Sequence[Rejected]]]
 
 
-def _header_text(value: bytes | None) -> str:
-    return (value or b"").decode("utf-8", errors="replace")
-
-
 async def dead_letter(
     broker: KafkaBroker,
     settings: Settings,
@@ -105,25 +103,18 @@ async def dead_letter(
     kind: str,
     attempts: int,
 ) -> None:
-    """Publish ``record`` unchanged to ``<topic>.dlq``; the why travels in x-dlq-* headers."""
-    headers = {k: _header_text(v) for k, v in record.headers or ()}
-    headers.update(
-        {
-            "x-dlq-reason": reason[:2000],
-            "x-dlq-kind": kind,
-            "x-dlq-service": service,
-            "x-dlq-source-topic": record.topic,
-            "x-dlq-source-partition": str(record.partition),
-            "x-dlq-source-offset": str(record.offset),
-            "x-dlq-attempts": str(attempts),
-        }
-    )
-    await broker.publish(
+    """Publish ``record`` sealed to ``<topic>.dlq``; the why travels in x-dlq-* headers (the
+    reason sealed too: it may quote the record). Neither goes to the log."""
+    value, headers = seal_dead_letter(
         record.value or b"",
-        topic=settings.topic(topic.dlq),
-        key=record.key,
-        headers=headers,
+        record.headers or (),
+        reason=reason,
+        kind=kind,
+        service=service,
+        source=(record.topic, record.partition, record.offset),
+        attempts=attempts,
     )
+    await broker.publish(value, topic=settings.topic(topic.dlq), key=record.key, headers=headers)
     DEAD_LETTERED.labels(service, topic.name, kind).inc()
     log.warning(
         "dead-lettered a message",
@@ -131,7 +122,7 @@ async def dead_letter(
             "topic": record.topic,
             "partition": record.partition,
             "offset": record.offset,
-            "reason": reason[:300],
+            "kind": kind,
         },
     )
 

@@ -1,15 +1,23 @@
 """Dead-letter topics for operators: look at what consumers could not process, and replay it
 once the cause is fixed (``veilig dlq …``, services/common/dlq_cli.py).
 
-A consumer moves a record it cannot process to ``<topic>.dlq`` unchanged, with the why in
-``x-dlq-*`` headers (services/common/consumer.py). This module reads a dead-letter topic
-with a plain consumer without a group (assigned partitions, read from an offset up to the end
-offsets taken at the start, then stopped: it commits nothing and disturbs no service), and
-replays records to their source topic: the original key, value and headers minus every
-``x-dlq-*`` header, plus ``x-replayed-from: <dlq topic>/<partition>/<offset>``, through an
-idempotent producer with acks=all. A replay may safely deliver a record that was processed
-before: consumers drop a second copy of an event through their inbox (CloudEvents id), and
-intake drops a second copy of a submission through its receipts (partner + external id).
+A consumer moves a record it cannot process to ``<topic>.dlq`` with the why in ``x-dlq-*``
+headers (services/common/consumer.py, :func:`seal_dead_letter`). The dead letter's value is the
+original record (its value and its headers) sealed with the PII key, and the reason is sealed
+too (it may quote the value): a dead-letter topic keeps its records for 90 days, and personal
+data must not lie there in the clear (docs/decisions/0010). Its headers carry no content: the
+kind, service, source topic, partition and offset, attempts and ``x-dlq-sealed``. ``show`` and
+``replay`` open it (replay publishes the original); records written before sealing, or by hand,
+are read as they are.
+
+This module reads a dead-letter topic with a plain consumer without a group (assigned
+partitions, read from an offset up to the end offsets taken at the start, then stopped: it
+commits nothing and disturbs no service), and replays records to their source topic: the
+original key, value and headers minus every ``x-dlq-*`` header, plus ``x-replayed-from: <dlq
+topic>/<partition>/<offset>``, through an idempotent producer with acks=all. A replay may
+safely deliver a record that was processed before: consumers drop a second copy of an event
+through their inbox (CloudEvents id), and intake drops a second copy of a submission through
+its receipts (partner + external id).
 
 Every replay, dry runs too, is audited in PostgreSQL: a row in ``ops.dlq_replays`` per
 invocation (schema ``ops``, migrations in ``ops_migrations/``, applied on first use like the
@@ -23,6 +31,8 @@ import contextlib
 import getpass
 import json
 import os
+import zlib
+from base64 import b64decode, b64encode
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -34,12 +44,15 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from schemas.topics import MAIN_TOPICS, Topic
+from services.common import pii
 from services.common.migrations import MigrationError, load_migrations, migrate
 from services.common.settings import Settings
 
 SCHEMA = "ops"
 MIGRATIONS = Path(__file__).parent / "ops_migrations"
 DLQ_HEADER_PREFIX = "x-dlq-"
+SEALED = "x-dlq-sealed"  # the value and the reason are sealed with the PII key ("pii")
+REASON = "x-dlq-reason"
 REPLAYED_FROM = "x-replayed-from"
 STALL_SECONDS = 30.0  # no progress reading a partition for this long is an error
 SEND_CHUNK = 500  # records in flight at once while replaying
@@ -90,6 +103,55 @@ def _one_line(exc: BaseException) -> str:
     return " ".join((str(exc) or type(exc).__name__).split())
 
 
+def seal_dead_letter(
+    value: bytes,
+    headers: Iterable[tuple[str, bytes]],
+    *,
+    reason: str,
+    kind: str,
+    service: str,
+    source: tuple[str, int, int],
+    attempts: int,
+) -> tuple[bytes, dict[str, str]]:
+    """The value and headers of the dead letter of a record (``value``, ``headers``) from
+    ``source`` (topic, partition, offset): the original sealed, the why beside it.
+
+    Sealed is the original's headers as one JSON line, then its value as it was, compressed
+    (sealing adds a third, and a dead letter must fit where its record did)."""
+    head = json.dumps({"headers": [[k, b64encode(v).decode()] for k, v in headers]})
+    topic, partition, offset = source
+    return pii.seal_bytes(zlib.compress(head.encode() + b"\n" + value)), {
+        SEALED: "pii",
+        REASON: pii.seal(reason[:2000]),
+        "x-dlq-kind": kind,
+        "x-dlq-service": service,
+        "x-dlq-source-topic": topic,
+        "x-dlq-source-partition": str(partition),
+        "x-dlq-source-offset": str(offset),
+        "x-dlq-attempts": str(attempts),
+    }
+
+
+def reason_of(headers: Iterable[tuple[str, bytes]]) -> str | None:
+    """Why a dead letter is there (its ``x-dlq-reason``, opened when sealed), or None."""
+    found = dict(headers)
+    reason = text_of(found.get(REASON))
+    if reason is None or SEALED not in found:
+        return reason
+    try:
+        return pii.open_sealed(reason)
+    except pii.SealError:
+        return "(sealed with a PII key that is not configured here)"
+
+
+@dataclass(frozen=True, slots=True)
+class Original:
+    """A dead letter's record as it was on its source topic."""
+
+    value: bytes
+    headers: tuple[tuple[str, bytes], ...]
+
+
 @dataclass(frozen=True, slots=True)
 class DlqRecord:
     """One record of a dead-letter topic."""
@@ -120,8 +182,43 @@ class DlqRecord:
         return datetime.fromtimestamp(self.timestamp_ms / 1000, UTC)
 
     @property
+    def sealed(self) -> bool:
+        return self.header(SEALED) is not None
+
+    @property
     def reason(self) -> str | None:
-        return self.header("x-dlq-reason")
+        return reason_of(self.headers)
+
+    def original(self) -> Original:
+        """The record as it was on its source topic: opened when sealed."""
+        if not self.sealed:  # dead-lettered before values were sealed, or written by hand
+            kept = tuple(
+                (k, v) for k, v in self.headers if not k.lower().startswith(DLQ_HEADER_PREFIX)
+            )
+            return Original(self.value, kept)
+        try:
+            head, _, value = zlib.decompress(pii.open_bytes(self.value)).partition(b"\n")
+            headers = json.loads(head)["headers"]
+            return Original(value, tuple((k, b64decode(v)) for k, v in headers))
+        except pii.SealError as exc:
+            raise DlqError(
+                f"{self.origin} is sealed with a PII key that is not configured here (PII_KEYS "
+                "or PII_KEY_FILE): set the platform's keys, or the key was dropped and its "
+                "content is gone"
+            ) from exc
+        except (zlib.error, ValueError, KeyError, TypeError) as exc:
+            raise DlqError(f"{self.origin} is marked sealed but is not a sealed record") from exc
+
+    def readable(self) -> tuple[list[tuple[str, bytes]], bytes]:
+        """What `veilig dlq show` prints: the why (``x-dlq-*``, the reason opened), then the
+        original's headers, and the original's value."""
+        original = self.original()
+        why = [
+            (k, (self.reason or "").encode() if k == REASON else v)
+            for k, v in self.headers
+            if k.lower().startswith(DLQ_HEADER_PREFIX)
+        ]
+        return why + list(original.headers), original.value
 
     @property
     def source_topic(self) -> str | None:
@@ -426,6 +523,7 @@ async def plan_replay(
         dlq_topic = reader.topic
     for record in records:
         _target(record, expected)
+        record.original()  # every record opens, or nothing is sent
     return ReplayPlan(dlq_topic, expected, records)
 
 
@@ -444,14 +542,15 @@ async def publish(settings: Settings, plan: ReplayPlan, result: ReplayResult) ->
             await producer.start()
             for start in range(0, len(plan.records), SEND_CHUNK):
                 chunk = plan.records[start : start + SEND_CHUNK]
+                originals = [(record, record.original()) for record in chunk]
                 futures = [
                     await producer.send(
                         plan.target_topic,
-                        record.value,
+                        original.value,
                         key=record.key,
-                        headers=replay_headers(record.headers, record.origin),
+                        headers=replay_headers(original.headers, record.origin),
                     )
-                    for record in chunk
+                    for record, original in originals
                 ]
                 for future in futures:
                     await future

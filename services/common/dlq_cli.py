@@ -151,10 +151,16 @@ def show_command(
         bool, typer.Option("--json", help="Print the record as JSON (headers and value text).")
     ] = False,
 ) -> None:
-    """One dead-letter record: every header and its value (as text, shortened)."""
+    """One dead-letter record, opened: why it is there, the original's headers and value (as
+    text, shortened)."""
     declared = _topic(topic)
     record = _run(lambda settings: dlq.show_record(settings, declared, offset, partition))
-    value = record.value.decode("utf-8", errors="replace")
+    try:
+        headers, original = record.readable()
+    except dlq.DlqError as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from exc
+    value = original.decode("utf-8", errors="replace")
     shortened = value if len(value) <= VALUE_CHARS else value[:VALUE_CHARS] + "…"
     if as_json:
         typer.echo(
@@ -162,11 +168,9 @@ def show_command(
                 {
                     **record.summary(),
                     "topic": record.topic,
-                    "headers": [
-                        [k, v.decode("utf-8", errors="replace")] for k, v in record.headers
-                    ],
+                    "headers": [[k, v.decode("utf-8", errors="replace")] for k, v in headers],
                     "value": shortened,
-                    "value_bytes": len(record.value),
+                    "value_bytes": len(original),
                 },
                 ensure_ascii=False,
             )
@@ -174,12 +178,12 @@ def show_command(
         return
     console.print(f"[bold]{record.origin}[/bold]  {record.timestamp:%Y-%m-%d %H:%M:%S} UTC")
     console.print(Text(f"key: {dlq.text_of(record.key)}"))
-    headers = Table("header", "value")
-    for key, raw in record.headers:
-        headers.add_row(Text(key), Text(raw.decode("utf-8", errors="replace")))
-    console.print(headers)
+    table = Table("header", "value")
+    for key, raw in headers:
+        table.add_row(Text(key), Text(raw.decode("utf-8", errors="replace")))
+    console.print(table)
     note = "" if shortened is value else f", the first {VALUE_CHARS} characters"
-    console.print(f"value ({len(record.value)} bytes{note}):")
+    console.print(f"value ({len(original)} bytes{note}):")
     typer.echo(shortened)
 
 
@@ -210,8 +214,8 @@ def replay_command(
 ) -> None:
     """Republish dead-letter records to their source topic, audited.
 
-    Each record goes with its original key, value and headers, without the x-dlq-* ones, plus
-    x-replayed-from; consumers drop a copy of what they processed before.
+    Each record goes opened, with its original key, value and headers (without x-dlq-* ones),
+    plus x-replayed-from; consumers drop a copy of what they processed before.
     """
     declared = _topic(topic)
     if not dry_run and not (reason or "").strip():

@@ -60,8 +60,9 @@ class ServiceSpec:
     max_body_bytes: int = 1_048_576
     # Services with staff APIs share the staff accounts schema (services/common/staff.py).
     staff: bool = False
-    # Services that seal or open personal data do not start without the PII keys.
-    personal_data: bool = False
+    # Services that seal or open webhook and callback secrets do not start without the
+    # secrets key; no service starts without the PII keys (each seals what it dead-letters).
+    channel_secrets: bool = False
     # Exception handlers beyond problem details (e.g. Open311's own error format).
     exception_handlers: dict[
         type[Exception], Callable[[Request, Exception], Awaitable[Response]]
@@ -195,11 +196,10 @@ def run(spec: ServiceSpec) -> None:
     """Entry point of ``python -m services.<name>``."""
     settings = get_settings()
     setup_logging(spec.name, settings.log_level, settings.log_format)
-    if spec.personal_data:
-        try:
-            pii.require_keys()
-        except pii.SealError as exc:
-            sys.exit(f"{spec.name} does not start: {exc}")
+    try:
+        pii.require_keys(pii.PII, *([pii.SECRETS] if spec.channel_secrets else []))
+    except pii.SealError as exc:
+        sys.exit(f"{spec.name} does not start: {exc}")
     app = create_app(spec, settings)
     config = uvicorn.Config(
         app,

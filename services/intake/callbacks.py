@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 import asyncpg
 
 from schemas.taxonomy import Profile
-from services.common.pii import open_sealed, seal
+from services.common.pii import open_secret, seal_secret
 from services.common.runtime import Runtime, pause
 from services.common.settings import Settings
 from services.common.supervision import Loop
@@ -66,7 +66,7 @@ async def set_callback(
         "ON CONFLICT (partner) DO UPDATE SET url = $2, secrets_sealed = $3, updated_at = now()",
         partner,
         url,
-        seal(json.dumps(keys)),
+        seal_secret(json.dumps(keys)),
     )
     if done.endswith(" 0"):
         raise CallbackError(f"no partner {partner!r}")
@@ -105,7 +105,7 @@ async def _send_one(conn: asyncpg.Connection, client: WebhookClient) -> bool:
             row["url"],
             body_of(row),
             message_id=str(row["webhook_id"]),
-            secrets=json.loads(open_sealed(row["secrets_sealed"])),
+            secrets=json.loads(open_secret(row["secrets_sealed"])),
             content_type="application/json",
             profile=PROFILE,
             timeout=TIMEOUT_SECONDS,

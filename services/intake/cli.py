@@ -1,5 +1,6 @@
 """`veilig partners …` and `veilig keys …`: partner systems, their status callbacks and their
-API keys.
+API keys (and, under `veilig keys pii|secrets`, the platform's own keys:
+services/common/keys_cli.py).
 
 A key is printed once, when it is made; the database keeps only its hash.
 """
@@ -17,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from services.common.db import run_in_schema
+from services.common.keys_cli import pii_app, secrets_app
 from services.common.settings import get_settings
 from services.intake import callbacks
 from services.intake import partners as store
@@ -25,8 +27,12 @@ R = TypeVar("R")
 console = Console()
 partners_app = typer.Typer(help="Partner systems that report incidents.", no_args_is_help=True)
 keys_app = typer.Typer(
-    help="API keys of partners (rotation: issue, switch, revoke).", no_args_is_help=True
+    help="API keys of partners (rotation: issue, switch, revoke); the platform's own keys "
+    "(pii, secrets).",
+    no_args_is_help=True,
 )
+keys_app.add_typer(pii_app, name="pii")
+keys_app.add_typer(secrets_app, name="secrets")
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 

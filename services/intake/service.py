@@ -43,6 +43,6 @@ SPEC = ServiceSpec(
     http=[api.router, open311.router],
     build=_build,
     outbox=True,
-    personal_data=True,
+    channel_secrets=True,
     exception_handlers={open311.Open311Error: _open311_error},
 )

@@ -7,7 +7,7 @@ it must name every kind of the taxonomy, so a new recipient cannot be forgotten 
 Channels are per deployment and hold secrets, so they live in the ``channels`` table, written
 by ``veilig recipients set``. Lookup for a concrete code such as ``politie.wijkagent.WK039201``:
 its own row if there is one, else the row of its kind (``politie.wijkagent.{wijk}``). Webhook
-secrets are sealed with the platform's key (:mod:`services.common.pii`) and never printed.
+secrets are sealed with the secrets key (:mod:`services.common.pii`) and never printed.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from schemas.events import NotificationChannel
 from schemas.taxonomy import Profile, RecipientRule, field_path, taxonomy
-from services.common.pii import open_sealed, seal
+from services.common.pii import open_secret, seal_secret
 from services.common.settings import get_settings
 from services.notify.settings import DEFAULT_REGISTRY, NotifySettings
 from services.notify.targets import TargetPolicy, TargetRefused, check_target
@@ -143,7 +143,7 @@ def _channel(row: asyncpg.Record) -> Channel:
         code=row["code"],
         webhook_url=row["webhook_url"],
         webhook_format=row["webhook_format"],
-        secrets=tuple(json.loads(open_sealed(sealed))) if sealed else (),
+        secrets=tuple(json.loads(open_secret(sealed))) if sealed else (),
         email=row["email"],
         webhook_disabled_at=row["webhook_disabled_at"],
         email_disabled_at=row["email_disabled_at"],
@@ -261,7 +261,7 @@ async def set_channel(
             code,
             url,
             fmt,
-            seal(json.dumps(keys)) if keys else None,
+            seal_secret(json.dumps(keys)) if keys else None,
             address,
             webhook_url is not None or bool(secrets),
             email is not None,

@@ -58,7 +58,7 @@ def make_spec(config: NotifySettings | None = None) -> ServiceSpec:
         build=build,
         outbox=True,
         staff=True,
-        personal_data=True,
+        channel_secrets=True,
     )
 
 

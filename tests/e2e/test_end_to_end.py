@@ -127,6 +127,7 @@ async def start_platform(settings: Settings, tmp_path: Path) -> AsyncIterator[Pl
         "TOPIC_PREFIX": settings.topic_prefix,
         "CONSUMER_GROUP_PREFIX": settings.consumer_group_prefix,
         "PII_KEYS": os.environ["PII_KEYS"],
+        "SECRETS_KEYS": os.environ["SECRETS_KEYS"],
         **{f"{s.upper()}_PORT": str(p) for s, p in ports.items()},
         **{f"{s.upper()}_METRICS_PORT": str(free_port()) for s in SERVICES},
     }

@@ -86,6 +86,7 @@ def one_event_each(records: list, incident_ids: set[str]) -> dict[str, set[str]]
     return seen
 
 
+@pytest.mark.fault  # the broker stopped and started: make chaos, with its broker scenario
 async def test_reports_accepted_while_kafka_is_down_are_published_once_it_returns(
     own_broker: OwnBroker, database_url: str, topic_prefix: str
 ) -> None:

@@ -118,19 +118,27 @@ async def test_production_settings_serve_no_api_docs(settings: Settings) -> None
         proc.communicate(timeout=60)
 
 
-@pytest.mark.parametrize("service", ["intake", "notify"])
-def test_without_pii_keys_a_service_with_personal_data_does_not_start(
-    service: str, settings: Settings, tmp_path: Path
+@pytest.mark.parametrize(
+    ("service", "ring"),
+    [
+        *((service, "PII") for service in SERVICES),  # each seals what it dead-letters
+        ("intake", "SECRETS"),  # callback secrets
+        ("notify", "SECRETS"),  # channel secrets
+    ],
+)
+def test_without_its_keys_a_service_does_not_start(
+    service: str, ring: str, settings: Settings, tmp_path: Path
 ) -> None:
     env = service_env(settings, **{service: free_port()}) | {
         "LOCAL_DEVELOPMENT": "false",
-        "PII_KEY_FILE": str(tmp_path / "no-such.keys"),
+        f"{ring}_KEY_FILE": str(tmp_path / "no-such.keys"),
     }
-    env.pop("PII_KEYS")
+    env.pop(f"{ring}_KEYS")
     done = subprocess.run(
         [sys.executable, "-m", f"services.{service}"], env=env, capture_output=True, timeout=60
     )
     assert done.returncode == 1
     message = done.stderr.decode()
-    assert f"{service} does not start: no PII key: set PII_KEYS" in message, message
+    what = "PII" if ring == "PII" else "secrets"
+    assert f"{service} does not start: no {what} key: set {ring}_KEYS" in message, message
     assert not (tmp_path / "no-such.keys").exists()  # no key of its own outside development

@@ -113,7 +113,7 @@ def test_every_mounted_file_exists() -> None:
 
 def test_no_secret_is_written_in_the_file() -> None:
     text = (DEPLOY / "compose.yaml").read_text()
-    for key in ("PII_KEYS", "POSTGRES_PASSWORD", "GF_SECURITY_ADMIN_PASSWORD"):
+    for key in ("PII_KEYS", "SECRETS_KEYS", "POSTGRES_PASSWORD", "GF_SECURITY_ADMIN_PASSWORD"):
         for value in re.findall(rf"^\s*{key}[A-Z_]*:\s*(\S+)", text, re.M):
             assert value.startswith("${") or value.startswith("/run/secrets/"), (key, value)
     assert re.search(r"postgresql://veilig:\$\{POSTGRES_PASSWORD", text)

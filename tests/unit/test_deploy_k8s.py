@@ -295,13 +295,19 @@ def test_secrets_are_referenced_never_inlined(rendered) -> None:
                     )
     for config in by_kind(docs, "ConfigMap").values():
         assert not any(any(w in k for w in sensitive) for k in config["data"]), config["data"]
-    pii = [
-        d["metadata"]["name"]
-        for d in by_kind(docs, "Deployment").values()
-        for e in d["spec"]["template"]["spec"]["containers"][0]["env"]
-        if e["name"] == "PII_KEYS"
-    ]
-    assert sorted(pii) == ["veilig-intake", "veilig-notify"]
+    # Every service seals what it dead-letters with the PII keys; intake and notify seal
+    # channel secrets with their own key.
+    for keys, secret, services in (
+        ("PII_KEYS", "veilig-pii", ["analytics", "intake", "notify", "triage"]),
+        ("SECRETS_KEYS", "veilig-secrets-key", ["intake", "notify"]),
+    ):
+        users = [
+            d["metadata"]["name"]
+            for d in by_kind(docs, "Deployment").values()
+            for e in d["spec"]["template"]["spec"]["containers"][0]["env"]
+            if e["name"] == keys and e["valueFrom"]["secretKeyRef"]["name"] == secret
+        ]
+        assert sorted(users) == [f"veilig-{s}" for s in services], keys
 
 
 def test_autoscaling_on_consumer_lag(rendered) -> None:

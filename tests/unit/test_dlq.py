@@ -1,19 +1,113 @@
-"""`veilig dlq` without infrastructure: header filtering, topic names, and the one-line errors
-for what is missing or unreachable."""
+"""`veilig dlq` without infrastructure: sealed dead letters, header filtering, topic names, and
+the one-line errors for what is missing or unreachable."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 import pytest
+from cryptography.fernet import Fernet
 from typer.testing import CliRunner
 
 from schemas.topics import INCIDENT_EVENTS, INCIDENT_SUBMISSIONS
 from services.cli import app
-from services.common.dlq import DlqError, DlqRecord, replay_headers, resolve_topic
+from services.common import pii
+from services.common.dlq import (
+    DlqError,
+    DlqRecord,
+    reason_of,
+    replay_headers,
+    resolve_topic,
+    seal_dead_letter,
+)
 from services.common.settings import Settings, get_settings
 
 ORIGIN = "p.incident-events.dlq/2/17"
+CONTACT = b'{"reporter":{"name":"Anna de Vries","phone":"06-12345678"},"description":"Kees"}'
+
+
+def _dead_letter(value: bytes, headers: list[tuple[str, bytes]], reason: str) -> DlqRecord:
+    sealed, why = seal_dead_letter(
+        value,
+        headers,
+        reason=reason,
+        kind="invalid-report",
+        service="intake",
+        source=("p.incident-submissions", 1, 41),
+        attempts=1,
+    )
+    return DlqRecord(
+        topic="p.incident-submissions.dlq",
+        partition=2,
+        offset=17,
+        timestamp_ms=1_790_000_000_000,
+        key=b"politie:K-1",
+        value=sealed,
+        headers=tuple((k, v.encode()) for k, v in why.items()),
+    )
+
+
+def test_a_dead_letter_is_sealed_and_its_headers_carry_no_content() -> None:
+    original = [("x-partner-trace", b"Anna"), ("raw", b"\xff\x00")]
+    reason = "ValidationError: phone: input_value='06-12345678'"
+    record = _dead_letter(CONTACT, original, reason)
+    visible = record.value + b"".join(k.encode() + v for k, v in record.headers)
+    for content in (b"Anna", b"06-12345678", b"Kees", b"input_value", b"x-partner-trace"):
+        assert content not in visible
+    assert record.header("x-dlq-sealed") == "pii"
+    assert {k for k, _ in record.headers} == {
+        "x-dlq-sealed",
+        "x-dlq-reason",
+        "x-dlq-kind",
+        "x-dlq-service",
+        "x-dlq-source-topic",
+        "x-dlq-source-partition",
+        "x-dlq-source-offset",
+        "x-dlq-attempts",
+    }
+    # Opened by whoever has the PII keys: the record exactly as it was, the reason as it was.
+    opened = record.original()
+    assert (opened.value, list(opened.headers)) == (CONTACT, original)
+    assert record.reason == reason == reason_of(record.headers)
+    assert record.summary()["reason"] == reason and record.summary()["source_offset"] == 41
+    headers, value = record.readable()
+    assert value == CONTACT
+    assert ("x-dlq-reason", reason.encode()) in headers and headers[-2:] == original
+    assert replay_headers(opened.headers, record.origin)[:2] == original
+
+
+def test_a_dead_letter_whose_key_was_dropped_cannot_be_opened(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    record = _dead_letter(CONTACT, [], "boom")
+    monkeypatch.setenv("PII_KEYS", Fernet.generate_key().decode())  # the old key dropped
+    pii._forget_keys()
+    try:
+        with pytest.raises(DlqError, match="sealed with a PII key that is not configured here"):
+            record.original()
+        assert record.reason == "(sealed with a PII key that is not configured here)"
+    finally:
+        monkeypatch.undo()
+        pii._forget_keys()
+
+
+def test_a_dead_letter_from_before_sealing_is_read_as_it_is() -> None:
+    record = DlqRecord(
+        topic="p.incident-events.dlq",
+        partition=0,
+        offset=3,
+        timestamp_ms=1_790_000_000_000,
+        key=None,
+        value=b"{}",
+        headers=(("ce_id", b"0b7e"), ("x-dlq-reason", b"boom"), ("x-dlq-kind", b"processing")),
+    )
+    assert record.reason == "boom"
+    assert record.original().value == b"{}"
+    assert record.original().headers == (("ce_id", b"0b7e"),)
+    assert record.readable() == (
+        [("x-dlq-reason", b"boom"), ("x-dlq-kind", b"processing"), ("ce_id", b"0b7e")],
+        b"{}",
+    )
 
 
 def test_replayed_headers_drop_every_dlq_header_and_say_where_they_came_from() -> None:

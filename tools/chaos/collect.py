@@ -35,6 +35,7 @@ from schemas.events import (
 from schemas.topics import ALL_TOPICS, INCIDENT_EVENTS, NOTIFICATION_EVENTS
 from services.analytics.kafka_monitor import topic_partitions
 from services.analytics.projection import event_kind
+from services.common.dlq import reason_of
 from services.common.settings import Settings
 from services.common.topics import connect_admin
 from tools.chaos.invariants import (
@@ -109,13 +110,11 @@ class EventLog:
     def _add(self, topic: str, record: ConsumerRecord[bytes, bytes]) -> None:
         headers, key = list(record.headers), record.key
         if topic in self._dlq:
-            found = dict(headers)
-            reason = found.get("x-dlq-reason")
             self.dead_letters.append(
                 DeadLetter(
                     topic=topic,
                     key=key.decode(errors="replace") if key else None,
-                    reason=reason.decode(errors="replace") if reason else None,
+                    reason=reason_of(headers),
                     timestamp=record.timestamp / 1000.0,
                 )
             )
