@@ -332,16 +332,15 @@ SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::int[], $5::text[])
 
 async def record(conn: asyncpg.Connection, notify: Notify, outcomes: Sequence[Outcome]) -> None:
     """Record attempts' outcomes (inside the caller's transaction), set-based."""
-    rows = [(o.attempted.row, o.attempted.result) for o in outcomes]
     saved = await conn.fetch(
         _SAVE,
-        [row["message_id"] for row, _ in rows],
-        [row["attempts"] for row, _ in rows],
+        [o.attempted.row["message_id"] for o in outcomes],
+        [o.attempted.row["attempts"] for o in outcomes],
         [o.status for o in outcomes],
         [o.attempted.route for o in outcomes],
         [o.next_at for o in outcomes],
-        [result.error for _, result in rows],
-        [result.status_code for _, result in rows],
+        [o.attempted.result.error for o in outcomes],
+        [o.attempted.result.status_code for o in outcomes],
     )
     ours = {r["message_id"] for r in saved}
     kept = [o for o in outcomes if o.attempted.row["message_id"] in ours]
@@ -513,18 +512,13 @@ async def _persist(notify: Notify, message_id: str, write: Callable[[], Awaitabl
 
 # A lease whose attempt sent nothing goes back to ``pending``, due at once, its attempt
 # uncounted; only while it is still the holder's (same attempt number).
-HAND_BACK = """
+_HAND_BACK_WHERE = """
 UPDATE deliveries SET status = 'pending', attempts = attempts - 1, lease_until = NULL,
     leased_by = NULL
-WHERE message_id = $1 AND status = 'in_flight' AND attempts = $2
-"""
-
+WHERE status = 'in_flight' AND """
+HAND_BACK = _HAND_BACK_WHERE + "message_id = $1 AND attempts = $2"
 # At the start of a worker's term: the leases it holds but is not sending.
-HAND_BACK_ORPHANS = """
-UPDATE deliveries SET status = 'pending', attempts = attempts - 1, lease_until = NULL,
-    leased_by = NULL
-WHERE status = 'in_flight' AND leased_by = $1 AND NOT (message_id = ANY($2::uuid[]))
-"""
+HAND_BACK_ORPHANS = _HAND_BACK_WHERE + "leased_by = $1 AND NOT (message_id = ANY($2::uuid[]))"
 
 
 async def hand_back(pool: asyncpg.Pool, row: asyncpg.Record) -> None:
@@ -563,19 +557,17 @@ class DeliveryWorker:
         self.notify = notify
         self.jitter = random.Random()
         self._recorder: GroupCommit[Attempted, None] | None = None
-        self.running: set[asyncio.Task[None]] = set()
+        self.running: dict[asyncio.Task[None], uuid.UUID] = {}  # each send: its message id
         self.running_rest: set[asyncio.Task[None]] = set()  # the P3/P4 part of running
         self.wake = asyncio.Event()
         self._client: WebhookClient | None = None
         self.id = uuid.uuid4()  # the lease holder: this worker, for this process's life
-        self.sending: dict[asyncio.Task[None], uuid.UUID] = {}  # task: its message id
 
     def _woken(self, *_: object) -> None:
         self.wake.set()
 
     def _done(self, task: asyncio.Task[None]) -> None:
-        self.sending.pop(task, None)
-        self.running.discard(task)
+        self.running.pop(task, None)
         self.running_rest.discard(task)
         self.wake.set()  # a free slot: claim more
 
@@ -599,8 +591,7 @@ class DeliveryWorker:
         task = asyncio.create_task(
             deliver(pool, self._client, self.notify, row, self._recorder.submit)
         )
-        self.running.add(task)
-        self.sending[task] = row["message_id"]
+        self.running[task] = row["message_id"]
         if row["priority"] not in URGENT_PRIORITIES:
             self.running_rest.add(task)
         task.add_done_callback(self._done)
@@ -612,7 +603,7 @@ class DeliveryWorker:
             self._client = webhook_client(self.notify.settings, self.notify.config)
         # A database blink may have ended the last term between a claim's commit and its
         # reply: what this worker holds but does not send is due again now, not in a lease.
-        handed_back = await rt.pool.execute(HAND_BACK_ORPHANS, self.id, list(self.sending.values()))
+        handed_back = await rt.pool.execute(HAND_BACK_ORPHANS, self.id, list(self.running.values()))
         if handed_back != "UPDATE 0":
             log.warning("handed back leases no attempt holds", extra={"result": handed_back})
         listener = await rt.pool.acquire()
@@ -642,9 +633,9 @@ class DeliveryWorker:
         leases of unfinished sends run out and another worker (or the next start) retries."""
         try:
             if self.running:
-                await asyncio.wait(self.running)
+                await asyncio.wait(list(self.running))
         finally:
-            for task in self.running:
+            for task in list(self.running):
                 task.cancel()
             if self._client is not None:
                 await self._client.aclose()
