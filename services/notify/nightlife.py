@@ -107,35 +107,42 @@ async def send_summary(
     conn: asyncpg.Connection, notify: Notify, client: WebhookClient, evening: date
 ) -> DeliveryResult | None:
     """Send the summary of the night of ``evening`` unless it was delivered; None when it
-    was, or when the recipient has no usable webhook (it stays due)."""
-    if await conn.fetchval(
-        "SELECT 1 FROM nightly_summaries WHERE night = $1 AND delivered_at IS NOT NULL", evening
-    ):
-        return None
-    channel = await notify.channels.get(conn, RECIPIENT)
-    if channel is None or channel.webhook_url is None or not channel.usable("webhook"):
-        return None
-    body = json.dumps(
-        summary(evening, await _incidents(conn, evening)), separators=(",", ":")
-    ).encode()
-    result = await send_webhook(
-        client,
-        channel.webhook_url,
-        body,
-        message_id=str(message_id("nightlife", evening)),
-        secrets=channel.secrets,
-        content_type="application/json",
-        profile=Profile.COARSE,
-        timeout=notify.config.http_timeout_seconds,
-    )
-    await conn.execute(
-        "INSERT INTO nightly_summaries (night, attempts, last_error, delivered_at) "
-        "VALUES ($1, 1, $2, $3) ON CONFLICT (night) DO UPDATE SET "
-        "attempts = nightly_summaries.attempts + 1, last_error = $2, delivered_at = $3",
-        evening,
-        result.error,
-        datetime.now(UTC) if result.outcome == "delivered" else None,
-    )
+    was, or when the recipient has no usable webhook (it stays due). The night's row is locked
+    while it is sent: two senders (replicas of notify) never both send it."""
+    async with conn.transaction():
+        await conn.execute(
+            "INSERT INTO nightly_summaries (night, attempts) VALUES ($1, 0) "
+            "ON CONFLICT (night) DO NOTHING",
+            evening,
+        )
+        if await conn.fetchval(
+            "SELECT delivered_at IS NOT NULL FROM nightly_summaries WHERE night = $1 FOR UPDATE",
+            evening,
+        ):
+            return None
+        channel = await notify.channels.get(conn, RECIPIENT)
+        if channel is None or channel.webhook_url is None or not channel.usable("webhook"):
+            return None
+        body = json.dumps(
+            summary(evening, await _incidents(conn, evening)), separators=(",", ":")
+        ).encode()
+        result = await send_webhook(
+            client,
+            channel.webhook_url,
+            body,
+            message_id=str(message_id("nightlife", evening)),
+            secrets=channel.secrets,
+            content_type="application/json",
+            profile=Profile.COARSE,
+            timeout=notify.config.http_timeout_seconds,
+        )
+        await conn.execute(
+            "UPDATE nightly_summaries SET attempts = attempts + 1, last_error = $2, "
+            "delivered_at = $3 WHERE night = $1",
+            evening,
+            result.error,
+            datetime.now(UTC) if result.outcome == "delivered" else None,
+        )
     return result
 
 
