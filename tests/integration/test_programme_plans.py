@@ -193,7 +193,8 @@ async def test_a_wijks_safety_plan_raises_its_priorities_live_and_shows_in_the_w
         )
         assert ended.status_code == 200, ended.text
         assert ended.json()["version"] == 2
-        after = await triaged(settings, await youth_report(stage, "BU03922103"))
+        # Happening now: an hour ago may still be yesterday, when the plan ran (after midnight).
+        after = await triaged(settings, await youth_report(stage, "BU03922103", hours_ago=0))
         assert after.priority == "P3"
 
         # Every change is an event on safety-plans, keyed by the wijk, and an audit row.
