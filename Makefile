@@ -20,9 +20,17 @@ export RUN_DIR
 # The services find the local infrastructure on the ports it was started on (KAFKA_PORT,
 # PGPORT), unless the environment points them at an existing cluster and server.
 # LOCAL_DEVELOPMENT: this is a developer's machine (webhooks to the stand-ins on http://127.0.0.1).
-LOCAL_ENV := KAFKA_BOOTSTRAP_SERVERS="$${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:$${KAFKA_PORT:-9092}}" \
+# The local broker authenticates (SASL/SCRAM): the CLI signs in as its administrator, and
+# `veilig run` gives each service its own principal from KAFKA_CREDENTIALS_DIR.
+KAFKA_CREDENTIALS = $(RUN_DIR)/kafka/credentials
+ifeq ($(KAFKA_BOOTSTRAP_SERVERS),)
+LOCAL_KAFKA_ENV = KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT KAFKA_SASL_MECHANISM=SCRAM-SHA-512 \
+	KAFKA_SASL_USERNAME=veilig-admin KAFKA_SASL_PASSWORD_FILE="$(KAFKA_CREDENTIALS)/veilig-admin" \
+	KAFKA_CREDENTIALS_DIR="$(KAFKA_CREDENTIALS)"
+endif
+LOCAL_ENV = KAFKA_BOOTSTRAP_SERVERS="$${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:$${KAFKA_PORT:-9092}}" \
 	DATABASE_URL="$${DATABASE_URL:-postgresql://veilig@127.0.0.1:$${PGPORT:-54320}/veilig}" \
-	LOCAL_DEVELOPMENT="$${LOCAL_DEVELOPMENT:-true}"
+	LOCAL_DEVELOPMENT="$${LOCAL_DEVELOPMENT:-true}" $(LOCAL_KAFKA_ENV)
 
 # Tests run their own broker and database on other ports, so a running `make run` is left alone.
 TEST_ENV := TEST_RUN_DIR="$(CURDIR)/.run/test"
@@ -61,6 +69,10 @@ else
 	@echo "postgres: using DATABASE_URL from the environment"
 endif
 	@$(LOCAL_ENV) $(BIN)/veilig topics apply
+ifeq ($(KAFKA_BOOTSTRAP_SERVERS),)
+	@$(LOCAL_ENV) $(BIN)/veilig kafka principals --credentials "$(KAFKA_CREDENTIALS)"
+	@echo "kafka: read-only ops client: kcat -F $(RUN_DIR)/kafka/ops-client.properties -L"
+endif
 
 down:
 	@deploy/local/kafka.sh down
@@ -118,6 +130,9 @@ chaos-scenarios: export DATABASE_URL := postgresql://veilig@127.0.0.1:$(CHAOS_PG
 chaos-scenarios: export PII_KEY_FILE := $(CHAOS_RUN_DIR)/secrets/pii.keys
 chaos-scenarios: export SECRETS_KEY_FILE := $(CHAOS_RUN_DIR)/secrets/secrets.keys
 chaos-scenarios: export LOCAL_DEVELOPMENT := true
+chaos-scenarios: export KAFKA_SECURITY_PROTOCOL := SASL_PLAINTEXT
+chaos-scenarios: export KAFKA_SASL_USERNAME := veilig-admin
+chaos-scenarios: export KAFKA_SASL_PASSWORD_FILE := $(CHAOS_RUN_DIR)/kafka/credentials/veilig-admin
 chaos-scenarios: export INTAKE_PORT := 38081
 chaos-scenarios: export TRIAGE_PORT := 38082
 chaos-scenarios: export NOTIFY_PORT := 38083

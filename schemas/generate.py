@@ -153,7 +153,11 @@ def _submission_message() -> dict[str, Any]:
         "payload": {"$ref": "#/components/schemas/IncidentSubmission"},
         "bindings": {
             "kafka": {
-                "key": {"type": "string", "description": "partner:external_id"},
+                "key": {
+                    "type": "string",
+                    "description": "external_id; it only spreads the partitions: the partner "
+                    "is the topic, never the key",
+                },
                 "bindingVersion": KAFKA_BINDING_VERSION,
             }
         },
@@ -200,6 +204,11 @@ def _topic_messages(topic: Topic, by_name: dict[str, Topic]) -> list[str]:
     return [cls.__name__ for cls in REGISTRY.values() if cls.topic is source]
 
 
+def channel_address(topic: Topic) -> str:
+    """A topic's address; a per-partner family's has the partner as a parameter."""
+    return f"{topic.name}.{{partner}}" if topic.per_partner else topic.name
+
+
 def asyncapi_document() -> dict[str, Any]:
     """The AsyncAPI 3.0 document of the whole platform, from topics.py and the registry."""
     _, defs = models_json_schema(
@@ -216,12 +225,24 @@ def asyncapi_document() -> dict[str, Any]:
         cid = _channel_id(topic)
         names = _topic_messages(topic, by_name)
         channels[cid] = {
-            "address": topic.name,
+            "address": channel_address(topic),
             "description": f"{topic.description} Key: {topic.key}.",
             "messages": {n: {"$ref": f"#/components/messages/{n}"} for n in names},
+            **(
+                {
+                    "parameters": {
+                        "partner": {
+                            "description": "The partner's code: its principal alone may "
+                            "write this topic (veilig partners add CODE --kafka)."
+                        }
+                    }
+                }
+                if topic.per_partner
+                else {}
+            ),
             "bindings": {
                 "kafka": {
-                    "topic": topic.name,
+                    "topic": channel_address(topic),
                     "partitions": topic.partitions,
                     "topicConfiguration": {
                         "cleanup.policy": [topic.cleanup_policy],

@@ -1,7 +1,7 @@
 """What a partner system submits: one incident report, over HTTP, Open311 or Kafka.
 
 The field names are the contract partners code against: the body of ``POST /v1/incidents``
-and the value of a message on ``incident-submissions`` (keyed ``<partner>:<external_id>``).
+and the value of a message on the partner's own topic ``incident-submissions.<partner>``.
 Unknown fields are refused, so that a misspelt field is an error naming it rather than
 silently ignored data. Intake turns an accepted submission into ``IncidentReported``.
 """

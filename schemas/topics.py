@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 HOUR_MS = 60 * 60 * 1000
 DAY_MS = 24 * HOUR_MS
+DLQ_SUFFIX = "dlq"
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,16 +28,31 @@ class Topic:
     extra_config: dict[str, str] = field(default_factory=dict)
     # A priority lane carries copies (same event ids) of the events of this topic.
     copies_of: str | None = None
+    # One topic per partner, ``<name>.<partner code>``, each created when the partner is given
+    # Kafka access: the topic a record arrived on says which partner sent it, and only that
+    # partner's principal may write it (docs/decisions/0011).
+    per_partner: bool = False
+
+    def of_partner(self, code: str) -> str:
+        """The name (without the settings' prefix) of ``code``'s topic of this family."""
+        if not self.per_partner:
+            raise ValueError(f"{self.name} is not a per-partner topic")
+        if code == DLQ_SUFFIX:
+            raise ValueError(f"{code!r} names the dead-letter topic, not a partner")
+        return f"{self.name}.{code}"
 
     @property
     def dlq(self) -> str:
-        return f"{self.name}.dlq"
+        return f"{self.name}.{DLQ_SUFFIX}"
 
 
 INCIDENT_SUBMISSIONS = Topic(
     name="incident-submissions",
-    key="partner:external_id",
-    description="Raw reports produced directly by partner systems (JSON).",
+    key="external_id",
+    description="Raw reports produced directly by partner systems (JSON), one topic per "
+    "partner (incident-submissions.<partner code>): the topic says who sent a report, never "
+    "its key or headers, and only that partner's principal may write it.",
+    per_partner=True,
     # Raw submissions hold contact details and text in the clear: kept only as long as intake
     # needs to accept them (seconds; hours cover an outage), in hour segments so that Kafka
     # can delete them on time (docs/decisions/0010).
@@ -110,3 +126,6 @@ def dead_letter(topic: Topic) -> Topic:
 
 
 ALL_TOPICS: tuple[Topic, ...] = MAIN_TOPICS + tuple(dead_letter(t) for t in MAIN_TOPICS)
+# The topics that exist under their declared name (a per-partner family is one topic per
+# partner, made when the partner is given Kafka access: services.common.kafka_access).
+CLUSTER_TOPICS: tuple[Topic, ...] = tuple(t for t in ALL_TOPICS if not t.per_partner)

@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "bench": "tools.bench.cli:bench",
     "chaos": "tools.chaos.cli:chaos",
     "topics": "services.common.cli:topics_app",
+    "kafka": "services.common.cli:kafka_app",
     "staff": "services.common.staff_cli:staff_app",
     "geo": "schemas.cli:geo_app",
     "partners": "services.intake.cli:partners_app",

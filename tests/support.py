@@ -15,8 +15,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from fastapi import FastAPI
 from starlette.types import ASGIApp
 
+from services.common.kafka_access import create_partner_topic
+from services.common.kafka_security import client_options
 from services.common.service import ServiceSpec, create_app
 from services.common.settings import Settings
+from services.common.topics import connect_admin
 
 
 @contextlib.asynccontextmanager
@@ -37,6 +40,18 @@ async def fresh_database(admin_database_url: str) -> AsyncIterator[str]:
             await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:
             await conn.close()
+
+
+@contextlib.asynccontextmanager
+async def connected(settings: Settings, schema: str) -> AsyncIterator[asyncpg.Connection]:
+    """A connection to the stack's database with ``schema`` on the search path."""
+    conn = await asyncpg.connect(
+        settings.database_url.get_secret_value(), server_settings={"search_path": schema}
+    )
+    try:
+        yield conn
+    finally:
+        await conn.close()
 
 
 def stack_settings(kafka_bootstrap: str, database_url: str, topic_prefix: str) -> Settings:
@@ -62,7 +77,7 @@ async def read_topic(
     runs out), then ``settle`` seconds more to catch records that should NOT be there."""
     consumer = AIOKafkaConsumer(
         topic,
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        **client_options(settings),
         group_id=f"test-reader-{uuid.uuid4().hex[:8]}",
         auto_offset_reset="earliest",
         enable_auto_commit=False,
@@ -93,14 +108,21 @@ def header(record: ConsumerRecord[bytes, bytes], name: str) -> str | None:
     return None
 
 
+async def partner_topics(settings: Settings, *codes: str) -> list[str]:
+    """The partners' own submission topics (as `veilig partners add --kafka` makes them)."""
+    admin = await connect_admin(settings)
+    try:
+        return [await create_partner_topic(admin, settings, code) for code in codes]
+    finally:
+        await admin.close()
+
+
 async def produce(
     settings: Settings,
     topic: str,
     messages: list[tuple[bytes | None, bytes, list[tuple[str, bytes]]]],
 ) -> None:
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_servers, enable_idempotence=True
-    )
+    producer = AIOKafkaProducer(**client_options(settings), enable_idempotence=True)
     await producer.start()
     try:
         for key, value, headers in messages:

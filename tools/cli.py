@@ -14,6 +14,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 
+from services.common.kafka_access import service_principal
 from services.common.settings import SERVICES, ServiceName, Settings, get_settings
 from services.common.staff import StaffError
 from services.notify.webhooks import generate_secret
@@ -56,6 +57,18 @@ def replica_ports(settings: Settings, service: ServiceName, n: int) -> dict[str,
     }
 
 
+def service_credentials(settings: Settings, service: ServiceName) -> dict[str, str]:
+    """Each service signs in to the local broker as its own principal, with only its own ACLs
+    (`make up` made them: veilig kafka principals), when KAFKA_CREDENTIALS_DIR says where."""
+    if settings.kafka_credentials_dir is None:
+        return {}
+    principal = service_principal(service)
+    return {
+        "KAFKA_SASL_USERNAME": principal,
+        "KAFKA_SASL_PASSWORD_FILE": str(settings.kafka_credentials_dir / principal),
+    }
+
+
 def platform_programs(settings: Settings, secret: str, replicas: int = 1) -> list[Program]:
     """The four services and the stand-ins, as `make run` (and `make bench`) supervise them;
     with ``replicas`` > 1, that many instances of triage and notify in the same groups."""
@@ -64,6 +77,7 @@ def platform_programs(settings: Settings, secret: str, replicas: int = 1) -> lis
         for n in range(1, (replicas if service in SCALED_OUT else 1) + 1):
             port = settings.port_of(service) + (n - 1) * REPLICA_PORT_STEP
             program = service_program(service, port, settings.http_host)
+            program.env.update(service_credentials(settings, service))
             if n > 1:
                 program.name = f"{service}-{n}"
                 program.env.update(replica_ports(settings, service, n))

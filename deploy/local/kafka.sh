@@ -17,6 +17,9 @@ HOME_DIR=$RUN_DIR/kafka
 PID_FILE=$HOME_DIR/kafka.pid
 LOG_DIR=$HOME_DIR/logs
 DATA_DIR=$HOME_DIR/data
+# Passwords of the local principals, owner-only: veilig-admin (made here), the services' and
+# veilig-ops (made by `veilig kafka principals`).
+CREDENTIALS=$HOME_DIR/credentials
 POM=$ROOT/deploy/kafka/pom.xml
 
 log() { printf 'kafka: %s\n' "$*" >&2; }
@@ -45,6 +48,8 @@ JAVA=(java $KAFKA_HEAP_OPTS -XX:+UseG1GC -Djava.awt.headless=true
   -Dkafka.logs.dir="$LOG_DIR" -Dlog4j2.configurationFile="$ROOT/deploy/kafka/log4j2.xml"
   -cp "$LIBS/*")
 
+secret() { head -c 24 /dev/urandom | base64 | tr -d '/+=\n'; }
+
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 up() {
@@ -56,8 +61,20 @@ up() {
   port_busy "$KAFKA_PORT" && die "port $KAFKA_PORT is already taken by another process; set KAFKA_PORT or stop it"
   port_busy "$KAFKA_CONTROLLER_PORT" && die "controller port $KAFKA_CONTROLLER_PORT is already taken; set KAFKA_CONTROLLER_PORT"
   mkdir -p "$LOG_DIR" "$DATA_DIR"
-  sed -e "s|@KAFKA_PORT@|$KAFKA_PORT|g" -e "s|@CONTROLLER_PORT@|$KAFKA_CONTROLLER_PORT|g" \
-    -e "s|@DATA_DIR@|$DATA_DIR|g" "$ROOT/deploy/kafka/server.properties.in" >"$HOME_DIR/server.properties"
+  if [ -f "$DATA_DIR/meta.properties" ] && [ ! -f "$CREDENTIALS/veilig-admin" ]; then
+    log "the local broker's data predates SASL (no administrator credential): starting it afresh"
+    rm -rf "$DATA_DIR" && mkdir -p "$DATA_DIR"
+  fi
+  (umask 077; mkdir -p "$CREDENTIALS"
+    [ -f "$CREDENTIALS/veilig-admin" ] || secret >"$CREDENTIALS/veilig-admin"
+    [ -f "$CREDENTIALS/.controller" ] || secret >"$CREDENTIALS/.controller")
+  local admin_password controller_password
+  admin_password=$(cat "$CREDENTIALS/veilig-admin")
+  controller_password=$(cat "$CREDENTIALS/.controller")
+  (umask 077; sed -e "s|@KAFKA_PORT@|$KAFKA_PORT|g" -e "s|@CONTROLLER_PORT@|$KAFKA_CONTROLLER_PORT|g" \
+    -e "s|@DATA_DIR@|$DATA_DIR|g" -e "s|@ADMIN_PASSWORD@|$admin_password|g" \
+    -e "s|@CONTROLLER_PASSWORD@|$controller_password|g" \
+    "$ROOT/deploy/kafka/server.properties.in" >"$HOME_DIR/server.properties")
   if [ ! -f "$DATA_DIR/meta.properties" ]; then
     local cluster_id
     cluster_id=$("${JAVA[@]}" kafka.tools.StorageTool random-uuid 2>"$LOG_DIR/format.log" | tail -n 1) \
@@ -67,7 +84,9 @@ up() {
       die "Kafka did not start: could not create a cluster id with java (log: $LOG_DIR/format.log)"
     }
     "${JAVA[@]}" kafka.tools.StorageTool format --standalone -t "$cluster_id" \
-      -c "$HOME_DIR/server.properties" >>"$LOG_DIR/format.log" 2>&1 \
+      -c "$HOME_DIR/server.properties" \
+      --add-scram "SCRAM-SHA-512=[name=veilig-admin,password=$admin_password]" \
+      >>"$LOG_DIR/format.log" 2>&1 \
       || { tail -n 20 "$LOG_DIR/format.log" >&2; die "formatting the KRaft storage failed (log: $LOG_DIR/format.log)"; }
   fi
   : >"$LOG_DIR/stdout.log"

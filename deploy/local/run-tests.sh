@@ -24,6 +24,13 @@ if [ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ]; then
   own_kafka=1
   deploy/local/kafka.sh up || exit 1
   export KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$KAFKA_PORT
+  # The tests and the services they start sign in as the broker's administrator; the tests
+  # of access (tests/integration/test_kafka_security.py) make and use the other principals.
+  export KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT KAFKA_SASL_MECHANISM=SCRAM-SHA-512
+  export KAFKA_SASL_USERNAME=veilig-admin
+  export KAFKA_SASL_PASSWORD_FILE=$RUN_DIR/kafka/credentials/veilig-admin
+  # A partner's new submission topic is read within seconds, not the default 30.
+  export KAFKA_METADATA_MAX_AGE_SECONDS=${KAFKA_METADATA_MAX_AGE_SECONDS:-2}
 fi
 if [ -z "${DATABASE_URL:-}" ]; then
   deploy/local/postgres.sh purge >/dev/null 2>&1

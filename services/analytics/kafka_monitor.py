@@ -21,7 +21,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from prometheus_client import Gauge
 
-from schemas.topics import ALL_TOPICS
+from schemas.topics import CLUSTER_TOPICS
+from services.common.kafka_security import client_options
 from services.common.settings import Settings
 from services.common.topics import connect_admin
 
@@ -75,7 +76,7 @@ class KafkaMonitor:
         self.history: deque[tuple[float, dict[str, float]]] = deque(maxlen=HISTORY)
         self._group_prefix = f"{settings.consumer_group_prefix}."
         # Topic name on the cluster -> declared name, so the dashboard shows the short one.
-        self._topics = {settings.topic(t.name): t.name for t in ALL_TOPICS}
+        self._topics = {settings.topic(t.name): t.name for t in CLUSTER_TOPICS}
 
     async def run(self, stopping: asyncio.Event, beat: Callable[[], None] = lambda: None) -> None:
         """Sample until ``stopping`` is set; a broker outage shows as an error, not a crash.
@@ -89,7 +90,7 @@ class KafkaMonitor:
                     if admin is None or consumer is None:
                         admin = await connect_admin(self.settings)
                         consumer = AIOKafkaConsumer(
-                            bootstrap_servers=self.settings.kafka_bootstrap_servers,
+                            **client_options(self.settings),
                             client_id="veilig-analytics-monitor",
                             enable_auto_commit=False,
                         )

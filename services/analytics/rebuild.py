@@ -45,6 +45,7 @@ from services.analytics.projection import (
     store_copy,
 )
 from services.common.consumer import PoisonMessage, decode_record, event_parser
+from services.common.kafka_security import client_options
 from services.common.migrations import load_migrations, migrate
 from services.common.settings import Settings
 from services.common.topics import connect_admin
@@ -217,7 +218,7 @@ async def rebuild(
     staging = await asyncpg.connect(dsn, server_settings={"search_path": f"{STAGING},public"})
     live = await asyncpg.connect(dsn)
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        **client_options(settings),
         client_id="veilig-analytics-rebuild",
         enable_auto_commit=False,
         max_partition_fetch_bytes=4 * 1024 * 1024,

@@ -1,8 +1,10 @@
-"""Platform commands of `veilig`: topics."""
+"""Platform commands of `veilig`: topics and Kafka principals."""
 
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -14,6 +16,29 @@ console = Console()
 topics_app = typer.Typer(
     help="Kafka topics as declared in schemas/topics.py.", no_args_is_help=True
 )
+kafka_app = typer.Typer(
+    help="Kafka principals and their ACLs (services/common/kafka_access.py).",
+    no_args_is_help=True,
+)
+
+
+@kafka_app.command("principals")
+def kafka_principals(
+    credentials: Annotated[
+        Path, typer.Option(help="Folder of the principals' password files (made if missing).")
+    ],
+) -> None:
+    """Create the services' and the read-only ops principal with their ACLs, on a broker
+    that authenticates with SCRAM (`make up` runs it, as the administrator); writes
+    ops-client.properties next to the credentials folder."""
+    from services.common.kafka_access import KafkaAccessError, apply_principals
+
+    try:
+        made = asyncio.run(apply_principals(get_settings(), credentials))
+    except (KafkaAccessError, ConnectionError) as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
+    console.print(f"kafka: principals {', '.join(made)} with their ACLs")
 
 
 @topics_app.command("apply")

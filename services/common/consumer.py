@@ -37,6 +37,7 @@ from schemas.events import Event
 from schemas.topics import Topic
 from services.common.dlq import seal_dead_letter
 from services.common.faults import Backoff, describe, is_transient
+from services.common.kafka_access import partner_topic_pattern
 from services.common.runtime import Runtime, pause
 from services.common.settings import ServiceName, Settings
 from services.common.supervision import fresh_connections
@@ -222,8 +223,17 @@ def batch_consumer(
                     await dlq(refused.record, refused.reason, refused.kind, failures + 1)
                 return None
 
+    # A per-partner family is read by pattern: a partner given Kafka access later is read
+    # from the next metadata refresh (KAFKA_METADATA_MAX_AGE_SECONDS) on.
+    where: dict[str, Any] = (
+        {"pattern": partner_topic_pattern(settings, topic)}
+        if topic.per_partner
+        else {"topics": (settings.topic(topic.name),)}
+    )
+
     @router.subscriber(
-        settings.topic(topic.name),
+        *where.get("topics", ()),
+        pattern=where.get("pattern"),
         group_id=settings.group_id(service, purpose),
         batch=True,
         max_records=max_records,

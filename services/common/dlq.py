@@ -31,6 +31,7 @@ import contextlib
 import getpass
 import json
 import os
+import re
 import zlib
 from base64 import b64decode, b64encode
 from collections.abc import AsyncIterator, Iterable, Sequence
@@ -45,6 +46,8 @@ from aiokafka.errors import KafkaError
 
 from schemas.topics import MAIN_TOPICS, Topic
 from services.common import pii
+from services.common.kafka_access import partner_topic_pattern
+from services.common.kafka_security import client_options
 from services.common.migrations import MigrationError, load_migrations, migrate
 from services.common.settings import Settings
 
@@ -376,11 +379,9 @@ async def open_dlq(settings: Settings, topic: Topic) -> AsyncIterator[DlqReader]
     bounds taken now; it fails with a :class:`DlqError` when Kafka cannot be reached or the
     topic does not exist."""
     name = settings.topic(topic.dlq)
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=settings.kafka_bootstrap_servers, client_id="veilig-dlq"
-    )
+    admin = AIOKafkaAdminClient(**client_options(settings), client_id="veilig-dlq")
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        **client_options(settings),
         client_id="veilig-dlq",
         group_id=None,
         enable_auto_commit=False,
@@ -439,8 +440,9 @@ async def show_record(
 @dataclass(frozen=True, slots=True)
 class ReplayPlan:
     dlq_topic: str
-    target_topic: str
+    target_topic: str  # the targets' names, for people and the audit
     records: list[DlqRecord]
+    targets: list[str]  # where each record goes (a per-partner family: its partner's topic)
 
     def ranges(self) -> list[dict[str, int]]:
         """Per partition: the first and last offset replayed and how many records."""
@@ -496,15 +498,23 @@ async def ensure_schema(conn: asyncpg.Connection) -> None:
     await migrate(conn, SCHEMA, load_migrations(MIGRATIONS))
 
 
-def _target(record: DlqRecord, expected: str) -> str:
+def _target(record: DlqRecord, settings: Settings, topic: Topic) -> str:
+    """Where ``record`` goes back to: its source topic, which must be ``topic`` (or, for a
+    per-partner family, one partner's topic of it) in this deployment."""
+    expected = settings.topic(topic.name)
     source = record.source_topic
-    if source is None:  # not dead-lettered by our consumers: its topic's source it is
+    if source is None and not topic.per_partner:  # not dead-lettered by our consumers
         return expected
-    if source != expected:
+    family = topic.per_partner and re.fullmatch(
+        partner_topic_pattern(settings, topic), source or ""
+    )
+    if source != expected and not family:
+        wanted = f"{expected}.<partner>" if topic.per_partner else expected
         raise DlqError(
-            f"{record.origin} came from {source!r}, not from {expected!r} (another deployment's "
+            f"{record.origin} came from {source!r}, not from {wanted!r} (another deployment's "
             "topic prefix?); nothing was replayed"
         )
+    assert source is not None
     return source
 
 
@@ -517,21 +527,21 @@ async def plan_replay(
 ) -> ReplayPlan:
     """What a replay would send: the dead-letter records selected, checked to come from
     ``topic`` (in this deployment)."""
-    expected = settings.topic(topic.name)
     async with open_dlq(settings, topic) as reader:
         records = [r async for r in reader.records(partition=partition, from_offset=from_offset)]
         dlq_topic = reader.topic
+    targets = [_target(record, settings, topic) for record in records]
     for record in records:
-        _target(record, expected)
         record.original()  # every record opens, or nothing is sent
-    return ReplayPlan(dlq_topic, expected, records)
+    named = sorted(set(targets)) or [settings.topic(topic.name)]
+    return ReplayPlan(dlq_topic, ", ".join(named), records, targets)
 
 
 async def publish(settings: Settings, plan: ReplayPlan, result: ReplayResult) -> None:
     """Send the plan's records to their source topic; ``result.sent`` counts the acknowledged
     ones, also when sending fails half-way."""
     producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        **client_options(settings),
         client_id="veilig-dlq-replay",
         enable_idempotence=True,
         acks="all",
@@ -541,16 +551,20 @@ async def publish(settings: Settings, plan: ReplayPlan, result: ReplayResult) ->
         try:
             await producer.start()
             for start in range(0, len(plan.records), SEND_CHUNK):
-                chunk = plan.records[start : start + SEND_CHUNK]
-                originals = [(record, record.original()) for record in chunk]
+                chunk = zip(
+                    plan.records[start : start + SEND_CHUNK],
+                    plan.targets[start : start + SEND_CHUNK],
+                    strict=True,
+                )
+                originals = [(record, target, record.original()) for record, target in chunk]
                 futures = [
                     await producer.send(
-                        plan.target_topic,
+                        target,
                         original.value,
                         key=record.key,
                         headers=replay_headers(original.headers, record.origin),
                     )
-                    for record, original in originals
+                    for record, target, original in originals
                 ]
                 for future in futures:
                     await future

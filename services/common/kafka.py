@@ -10,6 +10,7 @@ from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import REGISTRY
 
+from services.common.kafka_security import broker_security
 from services.common.settings import ServiceName, Settings
 
 
@@ -18,6 +19,10 @@ def make_broker(
 ) -> KafkaBroker:
     return KafkaBroker(
         settings.bootstrap_servers,
+        security=broker_security(settings),
+        # How soon a consumer by pattern (intake's per-partner submission topics) sees a
+        # partner's new topic.
+        metadata_max_age_ms=int(settings.kafka_metadata_max_age_seconds * 1000),
         client_id=f"veilig-{service}",
         # Idempotence implies acks=all: a retried send never writes a second copy.
         enable_idempotence=True,

@@ -33,6 +33,7 @@ from schemas.envelope import encode
 from schemas.events import Event
 from schemas.topics import INCIDENT_URGENT
 from services.common.faults import Backoff, describe, is_transient
+from services.common.kafka_security import client_options
 from services.common.runtime import Runtime, pause
 from services.common.settings import Settings
 from services.common.supervision import Loop
@@ -212,7 +213,7 @@ async def _start_producer(
     while not stopping.is_set():
         loop.beat()
         producer = AIOKafkaProducer(
-            bootstrap_servers=settings.kafka_bootstrap_servers,
+            **client_options(settings),
             client_id="veilig-outbox-relay",
             enable_idempotence=True,
             acks="all",

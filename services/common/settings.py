@@ -7,6 +7,7 @@ overridable by the environment variable of the same name in upper case (see READ
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr
@@ -33,6 +34,36 @@ class Settings(BaseSettings):
     database_url: SecretStr = Field(
         SecretStr("postgresql://veilig@localhost:54320/veilig"),
         description="PostgreSQL DSN; a secret because production DSNs carry a password.",
+    )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT",
+        description="How the services reach Kafka: SASL_SSL for a secured cluster, SASL_PLAINTEXT "
+        "for the local broker `make up` starts (docs/decisions/0011).",
+    )
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = Field(
+        "SCRAM-SHA-512", description="The SASL mechanism, with a SASL security protocol."
+    )
+    kafka_sasl_username: str | None = Field(None, description="This service's Kafka principal.")
+    kafka_sasl_password: SecretStr | None = Field(
+        None, description="Its password (or KAFKA_SASL_PASSWORD_FILE)."
+    )
+    kafka_sasl_password_file: Path | None = Field(
+        None, description="A file holding the password (a mounted secret); read at start."
+    )
+    kafka_ssl_cafile: Path | None = Field(
+        None, description="CA certificate(s) that signed the brokers' certificates (SSL/SASL_SSL)."
+    )
+    kafka_credentials_dir: Path | None = Field(
+        None,
+        description="Local development: a folder with one password file per principal "
+        "(veilig-intake, …), from which `veilig run` gives each service its own; `make up` "
+        "writes it.",
+    )
+    kafka_metadata_max_age_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="How often clients refresh the cluster's metadata: how soon intake starts "
+        "reading the submission topic of a partner just given Kafka access.",
     )
     topic_prefix: str = Field(
         "", description="Prefix for every topic name (isolates tests and parallel stacks)."

@@ -17,7 +17,8 @@ from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError, for_code
 
-from schemas.topics import ALL_TOPICS, Topic
+from schemas.topics import CLUSTER_TOPICS, Topic
+from services.common.kafka_security import client_options
 from services.common.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -50,9 +51,7 @@ async def connect_admin(settings: Settings, wait_seconds: float = 60.0) -> AIOKa
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait_seconds
     while True:
-        admin = AIOKafkaAdminClient(
-            bootstrap_servers=settings.kafka_bootstrap_servers, client_id="veilig-admin"
-        )
+        admin = AIOKafkaAdminClient(**client_options(settings), client_id="veilig-admin")
         try:
             await admin.start()
         except KafkaConnectionError as exc:
@@ -69,7 +68,7 @@ async def connect_admin(settings: Settings, wait_seconds: float = 60.0) -> AIOKa
 
 
 async def apply_topics(
-    settings: Settings, topics: Iterable[Topic] = ALL_TOPICS, *, raise_on_conflict: bool = True
+    settings: Settings, topics: Iterable[Topic] = CLUSTER_TOPICS, *, raise_on_conflict: bool = True
 ) -> TopicReport:
     """Bring the cluster in line with ``topics`` (names get ``settings.topic_prefix``)."""
     declared = {settings.topic(t.name): t for t in topics}

@@ -7,6 +7,7 @@ A key is printed once, when it is made; the database keeps only its hash.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -53,7 +54,17 @@ def add(
         list[str] | None, typer.Option(help=f"Scopes (repeatable): {', '.join(store.SCOPES)}.")
     ] = None,
     rate: Annotated[int, typer.Option(help="Reports a minute before 429.")] = 600,
-    as_json: Annotated[bool, typer.Option("--json", help='Print {"partner", "key"}.')] = False,
+    kafka: Annotated[
+        bool,
+        typer.Option(
+            "--kafka",
+            help="Also let it submit over Kafka: its own principal (password printed once), "
+            "its own topic incident-submissions.<code> and a produce quota.",
+        ),
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help='Print {"partner", "key"} (and "kafka").')
+    ] = False,
 ) -> None:
     """Create a partner and print its first API key (once)."""
     key = _with_db(
@@ -66,7 +77,47 @@ def add(
             rate_per_minute=rate,
         )
     )
-    _print_key(code, key, as_json)
+    access = _kafka_access(code, rate) if kafka else None
+    _print_key(code, key, as_json, access)
+
+
+@partners_app.command("kafka")
+def kafka_access(
+    code: Annotated[str, typer.Argument(help="Partner code.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the credentials as JSON.")] = False,
+) -> None:
+    """Give an existing partner Kafka access, or a new Kafka password (the old one stops
+    working): printed once."""
+    partner = _with_db(lambda conn: store.get_partner(conn, code))
+    access = _kafka_access(code, partner.rate_per_minute)
+    if as_json:
+        print(json.dumps({"partner": code, "kafka": access}))
+    else:
+        _print_kafka(access)
+
+
+def _kafka_access(code: str, rate_per_minute: int) -> dict[str, str]:
+    """The partner's principal, topic and quota on Kafka (services/common/kafka_access.py)."""
+    from services.common.kafka_access import (
+        KafkaAccessError,
+        enable_partner,
+        partner_principal,
+        partner_topic,
+        produce_quota,
+    )
+
+    settings = get_settings()
+    try:
+        password = asyncio.run(enable_partner(settings, code, produce_quota(rate_per_minute)))
+    except (KafkaAccessError, ConnectionError) as exc:
+        console.print(f"[red]Kafka access for {code} failed:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    return {
+        "username": partner_principal(code),
+        "password": password,
+        "topic": partner_topic(settings, code),
+        "sasl_mechanism": settings.kafka_sasl_mechanism,
+    }
 
 
 @partners_app.command("list")
@@ -120,9 +171,19 @@ def list_keys(partner: Annotated[str | None, typer.Argument(help="Partner code."
     console.print(table)
 
 
-def _print_key(partner: str, key: str, as_json: bool) -> None:
+def _print_key(partner: str, key: str, as_json: bool, kafka: dict[str, str] | None = None) -> None:
     if as_json:
-        print(json.dumps({"partner": partner, "key": key}))
-    else:
-        console.print(f"partner [bold]{partner}[/bold] key (shown once, store it safely):")
-        print(key)
+        print(json.dumps({"partner": partner, "key": key} | ({"kafka": kafka} if kafka else {})))
+        return
+    console.print(f"partner [bold]{partner}[/bold] key (shown once, store it safely):")
+    print(key)
+    if kafka:
+        _print_kafka(kafka)
+
+
+def _print_kafka(kafka: dict[str, str]) -> None:
+    console.print(
+        f"Kafka ({kafka['sasl_mechanism']}, shown once): principal [bold]{kafka['username']}"
+        f"[/bold], produce to [bold]{kafka['topic']}[/bold]; password:"
+    )
+    print(kafka["password"])

@@ -1,8 +1,8 @@
 """Intake's Kafka consumers.
 
-- ``incident-submissions``: partner systems produce JSON reports (the partner API's body),
-  keyed ``<partner>:<external_id>``; valid ones take the same path as HTTP reports, invalid
-  ones go to the dead-letter topic with the reason, and consumption goes on.
+- ``incident-submissions.<partner>``: each partner system produces JSON reports (the partner
+  API's body) to its own topic; valid ones take the same path as HTTP reports, invalid ones go
+  to the dead-letter topic with the reason, and consumption goes on.
 - ``incident-events``: what happened to a report after intake, kept as the public history
   that a partner reads back through ``GET /v1/incidents/{id}`` and Open311.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import asyncpg
@@ -37,9 +37,11 @@ from services.common.consumer import (
     batch_consumer,
     event_parser,
 )
+from services.common.kafka_access import partner_of
 from services.common.outbox import claim
 from services.common.problems import field_errors
 from services.common.runtime import Runtime
+from services.common.settings import Settings
 from services.intake.feedback import WITHDRAWN_NOTE
 from services.intake.intake import accept
 from services.intake.partners import partners_by_code
@@ -51,28 +53,26 @@ class Submission:
     report: IncidentSubmission
 
 
-def parse_submission(record: ConsumerRecord[bytes, bytes]) -> Submission:
-    key = (record.key or b"").decode("utf-8", errors="replace")
-    partner, sep, external_id = key.partition(":")
-    if not sep or not partner or not external_id:
-        raise PoisonMessage(f"key {key!r} is not '<partner>:<external_id>'", kind="invalid-key")
-    try:
-        body = json.loads(record.value or b"")
-    except RecursionError as exc:
-        raise PoisonMessage("body is nested too deeply to be a report", "invalid-json") from exc
-    except ValueError as exc:  # not JSON, not UTF-8, an integer of thousands of digits
-        raise PoisonMessage(f"body is not JSON: {exc}", kind="invalid-json") from exc
-    try:
-        report = IncidentSubmission.model_validate(body)
-    except ValidationError as exc:
-        reasons = "; ".join(f"{e.field}: {e.reason}" for e in field_errors(exc.errors()))
-        raise PoisonMessage(reasons, kind="invalid-report") from exc
-    if report.external_id != external_id:
-        raise PoisonMessage(
-            f"key external_id {external_id!r} differs from body external_id {report.external_id!r}",
-            kind="invalid-key",
-        )
-    return Submission(partner, report)
+def submission_parser(settings: Settings) -> Callable[[ConsumerRecord[bytes, bytes]], Submission]:
+    """Reports on the partners' topics. The partner is the topic's (only its principal may
+    write there, docs/decisions/0011); the record key only spreads the partitions and is
+    not read: a key naming another partner changes nothing."""
+
+    def parse(record: ConsumerRecord[bytes, bytes]) -> Submission:
+        try:
+            body = json.loads(record.value or b"")
+        except RecursionError as exc:
+            raise PoisonMessage("body is nested too deeply to be a report", "invalid-json") from exc
+        except ValueError as exc:  # not JSON, not UTF-8, an integer of thousands of digits
+            raise PoisonMessage(f"body is not JSON: {exc}", kind="invalid-json") from exc
+        try:
+            report = IncidentSubmission.model_validate(body)
+        except ValidationError as exc:
+            reasons = "; ".join(f"{e.field}: {e.reason}" for e in field_errors(exc.errors()))
+            raise PoisonMessage(reasons, kind="invalid-report") from exc
+        return Submission(partner_of(settings, INCIDENT_SUBMISSIONS, record), report)
+
+    return parse
 
 
 def build_consumers(rt: Runtime) -> KafkaRouter:
@@ -113,7 +113,7 @@ def build_consumers(rt: Runtime) -> KafkaRouter:
         rt,
         "intake",
         INCIDENT_SUBMISSIONS,
-        parse=parse_submission,
+        parse=submission_parser(rt.settings),
         handle=on_submissions,
     )
 

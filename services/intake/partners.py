@@ -16,6 +16,7 @@ from typing import get_args
 import asyncpg
 
 from schemas.events import PartnerKind
+from schemas.topics import DLQ_SUFFIX
 from services.common import tokens
 from services.common.runtime import Runtime, pause
 from services.common.supervision import Loop
@@ -23,6 +24,7 @@ from services.common.supervision import Loop
 SCOPES = ("incidents:write", "incidents:read", "open311")
 DEFAULT_SCOPES = SCOPES
 KEY_PREFIX = "vh"
+# The code is also the tail of the partner's Kafka topic, incident-submissions.<code>.
 CODE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 
 
@@ -61,6 +63,8 @@ async def add_partner(
         raise PartnerError(
             f"partner code {code!r}: lower-case letters, digits and '-', 2 to 63 characters"
         )
+    if code == DLQ_SUFFIX:
+        raise PartnerError(f"partner code {code!r} is reserved (it names a dead-letter topic)")
     if kind not in get_args(PartnerKind):
         raise PartnerError(f"unknown kind {kind!r}; kinds: {', '.join(get_args(PartnerKind))}")
     unknown = set(scopes) - set(SCOPES)
@@ -132,6 +136,13 @@ async def partners_by_code(conn: asyncpg.Connection, codes: list[str]) -> dict[s
         codes,
     )
     return {row["code"]: _partner(row) for row in rows}
+
+
+async def get_partner(conn: asyncpg.Connection, code: str) -> Partner:
+    partner = (await partners_by_code(conn, [code])).get(code)
+    if partner is None:
+        raise PartnerError(f"no partner {code!r} (veilig partners list)")
+    return partner
 
 
 def _partner(row: asyncpg.Record) -> Partner:

@@ -26,12 +26,15 @@ from schemas.envelope import decode
 from schemas.events import IncidentTriaged
 from schemas.geo import buurten
 from schemas.topics import INCIDENT_EVENTS
+from services.common.kafka_access import apply_principals
 from services.common.migrations import load_migrations, migrate
 from services.common.settings import SERVICES, Settings
+from services.common.topics import apply_topics
 from services.intake import partners
 from services.intake.service import SPEC as INTAKE
 from services.notify.webhooks import generate_secret
 from tests.support import eventually, read_topic
+from tools.cli import service_credentials
 from tools.demo import point_recipients_at_standins
 from tools.ports import free_port
 from tools.supervisor import Program, Supervisor, service_program
@@ -119,6 +122,12 @@ async def start_platform(settings: Settings, tmp_path: Path) -> AsyncIterator[Pl
     secret = generate_secret()
     settings = settings.model_copy(update={f"{s}_port": p for s, p in ports.items()})
     key = await _prepare(settings, receiver, secret)
+    # Each service signs in as its own principal, with only the ACLs it needs (as `make run`
+    # has it): a missing ACL fails these tests. The topics are the operators' to make.
+    await apply_topics(settings)
+    credentials = tmp_path / "kafka-credentials"
+    await apply_principals(settings, credentials)
+    settings = settings.model_copy(update={"kafka_credentials_dir": credentials})
     trace_dir, log_dir = tmp_path / "traces", tmp_path / "logs"
     trace_dir.mkdir()
     common = {
@@ -134,7 +143,7 @@ async def start_platform(settings: Settings, tmp_path: Path) -> AsyncIterator[Pl
     programs = []
     for service in SERVICES:
         program = service_program(service, ports[service], "127.0.0.1")
-        program.env.update(common)
+        program.env.update(common | service_credentials(settings, service))
         program.env["VEILIG_TRACE_FILE"] = str(trace_dir / f"{service}.jsonl")
         if service == "notify":
             program.env.update(

@@ -40,6 +40,7 @@ from schemas.timeutil import AMSTERDAM
 from schemas.topics import INCIDENT_EVENTS, NOTIFICATION_EVENTS
 from services.analytics.rebuild import rebuild
 from services.analytics.service import SPEC
+from services.common.kafka_security import client_options
 from services.common.settings import Settings
 from services.common.staff import Role, add_staff
 from tests.support import eventually, produce, running
@@ -186,8 +187,8 @@ async def publish(settings: Settings, events: Sequence[Event]) -> None:
 
 async def caught_up(settings: Settings) -> bool:
     """Whether analytics committed every offset of both topics."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers)
+    admin = AIOKafkaAdminClient(**client_options(settings))
+    consumer = AIOKafkaConsumer(**client_options(settings))
     await admin.start()
     await consumer.start()
     try:

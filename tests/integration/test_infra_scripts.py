@@ -65,6 +65,10 @@ def test_a_broker_that_dies_on_start_names_the_cause(
         "cluster.id=AAAAAAAAAAAAAAAAAAAAAA\nnode.id=7\nversion=1\n"
         "directory.id=AAAAAAAAAAAAAAAAAAAAAA\n"
     )
+    # ... made with authentication (data without an administrator credential predates SASL,
+    # and the script would start it afresh instead).
+    (tmp_path / "kafka/credentials").mkdir(parents=True)
+    (tmp_path / "kafka/credentials/veilig-admin").write_text("secret")
     result = script(
         KAFKA, "up", RUN_DIR=str(tmp_path), KAFKA_PORT="19492", KAFKA_CONTROLLER_PORT="19493"
     )

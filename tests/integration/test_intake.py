@@ -21,7 +21,7 @@ from services.common.dlq import reason_of
 from services.common.settings import Settings
 from services.intake import partners
 from services.intake.service import SPEC
-from tests.support import eventually, header, produce, read_topic, running
+from tests.support import eventually, header, partner_topics, produce, read_topic, running
 
 pytestmark = pytest.mark.integration
 
@@ -262,30 +262,32 @@ async def test_kafka_submissions_valid_ones_are_accepted_invalid_ones_dead_lette
     intake: Intake,
 ) -> None:
     settings = intake.settings
+    police, unknown = await partner_topics(settings, "politie", "onbekend")
     http_first = await intake.post(report("K-3"))
     valid = report("K-2")
     await produce(
         settings,
-        settings.topic(INCIDENT_SUBMISSIONS.name),
+        police,
         [
-            (b"politie:K-0", b"{not json", []),
-            (b"politie:K-1", json.dumps(report("K-1", location={"lat": 1})).encode(), []),
-            (b"onbekend:K-9", json.dumps(report("K-9")).encode(), []),
-            (b"politie:K-2", json.dumps(valid).encode(), []),
-            (b"politie:K-3", json.dumps(report("K-3")).encode(), []),  # same as the HTTP one
+            (b"K-0", b"{not json", []),
+            (b"K-1", json.dumps(report("K-1", location={"lat": 1})).encode(), []),
+            (b"K-2", json.dumps(valid).encode(), []),
+            (b"K-3", json.dumps(report("K-3")).encode(), []),  # same as the HTTP one
         ],
     )
+    # A topic of the family whose partner the platform does not know.
+    await produce(settings, unknown, [(b"K-9", json.dumps(report("K-9")).encode(), [])])
     dlq = await read_topic(
         settings,
         settings.topic(INCIDENT_SUBMISSIONS.dlq),
         until=lambda records: len(records) >= 3,
     )
     reasons = {r.key: (header(r, "x-dlq-kind"), reason_of(r.headers)) for r in dlq}
-    assert reasons[b"politie:K-0"][0] == "invalid-json"
-    assert reasons[b"politie:K-1"][0] == "invalid-report"
-    assert "location" in (reasons[b"politie:K-1"][1] or "")
-    assert reasons[b"onbekend:K-9"] == ("unknown-partner", "unknown partner 'onbekend'")
-    assert all(header(r, "x-dlq-source-topic") for r in dlq)
+    assert reasons[b"K-0"][0] == "invalid-json"
+    assert reasons[b"K-1"][0] == "invalid-report"
+    assert "location" in (reasons[b"K-1"][1] or "")
+    assert reasons[b"K-9"] == ("unknown-partner", "unknown partner 'onbekend'")
+    assert {header(r, "x-dlq-source-topic") for r in dlq} == {police, unknown}
 
     conn = await asyncpg.connect(
         settings.database_url.get_secret_value(), server_settings={"search_path": "intake"}
@@ -314,18 +316,19 @@ async def test_a_record_of_100000_nested_brackets_is_dead_lettered_and_intake_go
     intake: Intake,
 ) -> None:
     settings = intake.settings
+    (police,) = await partner_topics(settings, "politie")
     await produce(
         settings,
-        settings.topic(INCIDENT_SUBMISSIONS.name),
+        police,
         [
-            (b"politie:DEEP-1", b"[" * 100_000, []),
-            (b"politie:DEEP-2", json.dumps(report("DEEP-2")).encode(), []),
+            (b"DEEP-1", b"[" * 100_000, []),
+            (b"DEEP-2", json.dumps(report("DEEP-2")).encode(), []),
         ],
     )
     dlq = await read_topic(
         settings, settings.topic(INCIDENT_SUBMISSIONS.dlq), until=lambda records: len(records) >= 1
     )
-    assert [r.key for r in dlq] == [b"politie:DEEP-1"]
+    assert [r.key for r in dlq] == [b"DEEP-1"]
     assert header(dlq[0], "x-dlq-kind") == "invalid-json"
     assert "nested too deeply" in (reason_of(dlq[0].headers) or "")
     conn = await asyncpg.connect(

@@ -46,6 +46,10 @@ class OwnBroker:
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def admin_password_file(self) -> Path:
+        return Path(self.env["RUN_DIR"]) / "kafka" / "credentials" / "veilig-admin"
+
     def up(self) -> None:
         subprocess.run([KAFKA, "up"], env=self.env, check=True, capture_output=True, timeout=120)
 
@@ -92,6 +96,7 @@ async def test_reports_accepted_while_kafka_is_down_are_published_once_it_return
 ) -> None:
     settings = Settings(
         kafka_bootstrap_servers=own_broker.bootstrap,
+        kafka_sasl_password_file=own_broker.admin_password_file,
         database_url=database_url,
         topic_prefix=topic_prefix,
         consumer_group_prefix=f"test-{topic_prefix}",

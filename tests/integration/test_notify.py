@@ -65,7 +65,7 @@ from services.notify.service import make_spec
 from services.notify.settings import NotifySettings
 from services.notify.webhooks import generate_secret
 from tests.integration.test_service_runner import service_env
-from tests.support import eventually, produce, read_topic, running
+from tests.support import connected, eventually, produce, read_topic, running
 from tools.ports import free_port
 
 pytestmark = pytest.mark.integration
@@ -326,15 +326,8 @@ def of(events: list[Event], cls: type[Event], recipient: str | None = None) -> l
     ]
 
 
-@contextlib.asynccontextmanager
-async def database(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
-    conn = await asyncpg.connect(
-        settings.database_url.get_secret_value(), server_settings={"search_path": "notify"}
-    )
-    try:
-        yield conn
-    finally:
-        await conn.close()
+def database(settings: Settings) -> contextlib.AbstractAsyncContextManager[asyncpg.Connection]:
+    return connected(settings, "notify")
 
 
 async def webhook(

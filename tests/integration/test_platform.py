@@ -11,7 +11,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from schemas.topics import ALL_TOPICS, INCIDENT_EVENTS
+from schemas.topics import CLUSTER_TOPICS, INCIDENT_EVENTS
+from services.common.kafka_security import client_options
 from services.common.settings import Settings
 from services.common.topics import TopicConflictError, apply_topics
 
@@ -24,9 +25,7 @@ async def test_keyed_message_with_headers_round_trips_through_a_consumer_group(
     await apply_topics(settings)
     topic = settings.topic(INCIDENT_EVENTS.name)
     key = str(uuid.uuid4()).encode()
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_servers, enable_idempotence=True
-    )
+    producer = AIOKafkaProducer(**client_options(settings), enable_idempotence=True)
     await producer.start()
     try:
         sent = await producer.send_and_wait(
@@ -38,7 +37,7 @@ async def test_keyed_message_with_headers_round_trips_through_a_consumer_group(
     group = settings.group_id("intake", "foundation-test")
     consumer = AIOKafkaConsumer(
         topic,
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        **client_options(settings),
         group_id=group,
         auto_offset_reset="earliest",
         enable_auto_commit=False,
@@ -55,7 +54,7 @@ async def test_keyed_message_with_headers_round_trips_through_a_consumer_group(
     # The same key always lands in the same partition: total order per incident.
     assert record.partition == sent.partition
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    admin = AIOKafkaAdminClient(**client_options(settings))
     await admin.start()
     try:
         offsets = await admin.list_consumer_group_offsets(group)
@@ -79,23 +78,23 @@ async def test_topics_are_applied_idempotently_and_grow_but_never_shrink(
     settings: Settings,
 ) -> None:
     first = await apply_topics(settings)
-    assert sorted(first.created) == sorted(settings.topic(t.name) for t in ALL_TOPICS)
+    assert sorted(first.created) == sorted(settings.topic(t.name) for t in CLUSTER_TOPICS)
 
     again = await apply_topics(settings)
     assert again.created == [] and again.partitions_added == {} and again.configs_altered == {}
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    admin = AIOKafkaAdminClient(**client_options(settings))
     await admin.start()
     try:
-        metas = await admin.describe_topics([settings.topic(t.name) for t in ALL_TOPICS])
+        metas = await admin.describe_topics([settings.topic(t.name) for t in CLUSTER_TOPICS])
     finally:
         await admin.close()
     partitions = {m["topic"]: len(m["partitions"]) for m in metas}
-    assert partitions == {settings.topic(t.name): t.partitions for t in ALL_TOPICS}
+    assert partitions == {settings.topic(t.name): t.partitions for t in CLUSTER_TOPICS}
 
     grown = [
         dataclasses.replace(t, partitions=t.partitions + 4) if t is INCIDENT_EVENTS else t
-        for t in ALL_TOPICS
+        for t in CLUSTER_TOPICS
     ]
     report = await apply_topics(settings, grown)
     name = settings.topic(INCIDENT_EVENTS.name)
@@ -109,7 +108,7 @@ async def test_configuration_drift_is_corrected(settings: Settings) -> None:
     await apply_topics(settings)
     shorter = [
         dataclasses.replace(t, retention_ms=3_600_000) if t is INCIDENT_EVENTS else t
-        for t in ALL_TOPICS
+        for t in CLUSTER_TOPICS
     ]
     report = await apply_topics(settings, shorter)
     assert report.configs_altered == {

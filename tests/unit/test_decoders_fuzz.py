@@ -16,11 +16,13 @@ from schemas.events import REGISTRY, Event
 from schemas.examples import EXAMPLES
 from services.analytics.projection import HANDLED
 from services.common.consumer import Parser, PoisonMessage, decode_record, event_parser
-from services.intake.handlers import Submission, parse_submission
+from services.common.settings import Settings
+from services.intake.handlers import Submission, submission_parser
 from tests.integration.test_intake import report
 
 ALL_EVENTS = tuple(REGISTRY.values())
 # The decoders the services subscribe with (services/*/handlers.py, analytics/consumers.py).
+parse_submission = submission_parser(Settings(topic_prefix="p."))
 PARSERS: dict[str, Parser[Any]] = {
     "intake:submissions": parse_submission,
     "events:all": event_parser(*ALL_EVENTS),
@@ -30,10 +32,13 @@ FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCh
 
 
 def record(
-    key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]
+    key: bytes | None,
+    value: bytes | None,
+    headers: list[tuple[str, bytes]],
+    topic: str = "p.incident-submissions.politie",
 ) -> ConsumerRecord[bytes, bytes]:
     return ConsumerRecord(
-        topic="t",
+        topic=topic,
         partition=0,
         offset=0,
         timestamp=0,
@@ -125,14 +130,20 @@ def test_a_valid_event_still_decodes_to_itself() -> None:
         assert out == example
 
 
-def test_a_valid_submission_still_decodes() -> None:
-    body = report("K-1")
-    out = decode_record(parse_submission, record(b"politie:K-1", json.dumps(body).encode(), []))
+def test_a_valid_submission_still_decodes_as_its_topics_partner_whatever_its_key() -> None:
+    body = json.dumps(report("K-1")).encode()
+    out = decode_record(parse_submission, record(b"K-1", body, []))
     assert isinstance(out, Submission) and out.partner == "politie"
+    # A key (or header) naming another partner changes nothing: the topic says who sent it.
+    forged = record(
+        b"brandweer:K-1", body, [("partner", b"brandweer")], "p.incident-submissions.wijkapp"
+    )
+    out = decode_record(parse_submission, forged)
+    assert isinstance(out, Submission) and out.partner == "wijkapp"
 
 
 def test_deep_nesting_is_poison_with_its_reason() -> None:
-    out = decode_record(parse_submission, record(b"politie:K-1", b"[" * 100_000, []))
+    out = decode_record(parse_submission, record(b"K-1", b"[" * 100_000, []))
     assert isinstance(out, PoisonMessage)
     assert out.kind == "invalid-json" and "nested too deeply" in out.reason
 

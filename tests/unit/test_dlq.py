@@ -33,7 +33,7 @@ def _dead_letter(value: bytes, headers: list[tuple[str, bytes]], reason: str) ->
         reason=reason,
         kind="invalid-report",
         service="intake",
-        source=("p.incident-submissions", 1, 41),
+        source=("p.incident-submissions.politie", 1, 41),
         attempts=1,
     )
     return DlqRecord(
@@ -41,7 +41,7 @@ def _dead_letter(value: bytes, headers: list[tuple[str, bytes]], reason: str) ->
         partition=2,
         offset=17,
         timestamp_ms=1_790_000_000_000,
-        key=b"politie:K-1",
+        key=b"K-1",
         value=sealed,
         headers=tuple((k, v.encode()) for k, v in why.items()),
     )

@@ -15,6 +15,7 @@ from schemas.examples import EXAMPLES
 from schemas.generate import (
     ASYNCAPI_PATH,
     asyncapi_document,
+    channel_address,
     generated_files,
     main,
     schema_path,
@@ -83,14 +84,18 @@ def test_asyncapi_refs_all_resolve() -> None:
 def test_asyncapi_has_every_topic_and_every_operation() -> None:
     assert DOCUMENT["asyncapi"] == "3.0.0"
     addresses = {c["address"] for c in DOCUMENT["channels"].values()}
-    assert addresses == {t.name for t in ALL_TOPICS}
+    assert addresses == {channel_address(t) for t in ALL_TOPICS}
     assert {"incident-events.dlq", "notification-events.dlq"} <= addresses
+    # One topic per partner: the partner is the channel's parameter.
+    (family,) = [c for c in DOCUMENT["channels"].values() if "parameters" in c]
+    assert family["address"] == "incident-submissions.{partner}"
+    assert set(family["parameters"]) == {"partner"}
     operations = {
         (op["tags"][0]["name"], op["action"], _resolve(op["channel"]["$ref"])["address"])
         for op in DOCUMENT["operations"].values()
     }
-    expected = {(p, "send", t.name) for t in ALL_TOPICS for p in t.publishers} | {
-        (s, "receive", t.name) for t in ALL_TOPICS for s in t.subscribers
+    expected = {(p, "send", channel_address(t)) for t in ALL_TOPICS for p in t.publishers} | {
+        (s, "receive", channel_address(t)) for t in ALL_TOPICS for s in t.subscribers
     }
     assert operations == expected
     for op in DOCUMENT["operations"].values():

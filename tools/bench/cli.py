@@ -25,9 +25,10 @@ import asyncpg
 import typer
 from rich.console import Console
 
-from schemas.topics import INCIDENT_SUBMISSIONS
 from services.analytics.kafka_monitor import KafkaMonitor
+from services.common.kafka_access import create_partner_topic, partner_topic
 from services.common.settings import Settings, get_settings
+from services.common.topics import connect_admin
 from tools import demo
 from tools.bench import console_queue, drain, kafka_tools, output, peer, scenarios
 from tools.bench.loadgen import LoadGenerator, Target
@@ -106,13 +107,18 @@ async def run(
     timelines: dict[str, scenarios.Timeline] = {}
     async with _platform(settings, start, replicas) as processes:
         key = await _partner_key(settings, options)
+        # Its own submission topic, made now: intake finds it within a metadata refresh.
+        admin = await connect_admin(settings)
+        try:
+            await create_partner_topic(admin, settings, options.partner)
+        finally:
+            await admin.close()
         target = Target(
             intake_url=options.intake(settings),
             partner=options.partner,
             key=key,
-            bootstrap_servers=settings.kafka_bootstrap_servers,
-            submissions_topic=settings.topic(INCIDENT_SUBMISSIONS.name),
-            linger_ms=settings.kafka_linger_ms,
+            kafka=settings,
+            submissions_topic=partner_topic(settings, options.partner),
             run=run_id,
         )
         size = record_size(run_id)

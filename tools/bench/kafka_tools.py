@@ -15,6 +15,7 @@ from typing import Any
 from aiokafka.admin import NewTopic
 from aiokafka.errors import KafkaError
 
+from services.common.kafka_security import java_client_properties
 from services.common.settings import Settings
 from services.common.topics import connect_admin
 
@@ -107,6 +108,15 @@ async def _java(main_class: str, args: list[str], log_dir: Path) -> str:
     return text
 
 
+def _client_config(settings: Settings, log_dir: Path) -> Path:
+    """The tools sign in as the platform does; the file holds a password: owner-only."""
+    path = log_dir / "client.properties"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.write_text(java_client_properties(settings), encoding="utf-8")
+    return path
+
+
 async def broker_baseline(
     settings: Settings, *, topic: str, records: int, record_size: int, log_dir: Path
 ) -> dict[str, Any]:
@@ -114,6 +124,7 @@ async def broker_baseline(
     consume them in a fresh group; the perf topic is deleted afterwards. The tools log to
     ``log_dir`` (log4j makes it)."""
     admin = await connect_admin(settings)
+    client_config = await asyncio.to_thread(_client_config, settings, log_dir)
     try:
         await admin.create_topics(
             [
@@ -133,8 +144,8 @@ async def broker_baseline(
                     "--num-records", str(records),
                     "--record-size", str(record_size),
                     "--throughput", "-1",
+                    "--producer.config", str(client_config),
                     "--producer-props",
-                    f"bootstrap.servers={settings.kafka_bootstrap_servers}",
                     "acks=all",
                     f"linger.ms={settings.kafka_linger_ms}",
                 ],
@@ -146,6 +157,7 @@ async def broker_baseline(
                 "org.apache.kafka.tools.ConsumerPerformance",
                 [
                     "--bootstrap-server", settings.kafka_bootstrap_servers,
+                    "--consumer.config", str(client_config),
                     "--topic", topic,
                     "--messages", str(records),
                     "--group", f"{topic}-group",
@@ -155,6 +167,7 @@ async def broker_baseline(
             )
         )  # fmt: skip
     finally:
+        client_config.unlink(missing_ok=True)
         with contextlib.suppress(KafkaError):  # a topic left behind is harmless
             await admin.delete_topics([topic])
         await admin.close()

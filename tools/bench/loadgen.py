@@ -22,6 +22,8 @@ from typing import Any
 import httpx
 from aiokafka import AIOKafkaProducer
 
+from services.common.kafka_security import client_options
+from services.common.settings import Settings
 from tools.bench.reports import submission
 from tools.bench.stats import open_loop_schedule
 
@@ -38,9 +40,10 @@ class Target:
     intake_url: str
     partner: str
     key: str
-    bootstrap_servers: str
-    submissions_topic: str
-    linger_ms: int  # the platform's producer linger, so that Kafka intake is fed as it would be
+    # The platform's settings: its brokers, how to sign in, its producer linger (so that Kafka
+    # intake is fed as it would be).
+    kafka: Settings
+    submissions_topic: str  # the partner's own topic
     run: str
     timeout: float = 60.0  # of one request (connect, read, write)
 
@@ -314,12 +317,12 @@ async def _burst(job: Burst, target: Target) -> SentReports:
 
 
 async def _kafka(job: KafkaSubmit, target: Target) -> KafkaResult:
-    """Reports straight onto incident-submissions, keyed ``<partner>:<external_id>``."""
+    """Reports straight onto the partner's topic, keyed by external id."""
     producer = AIOKafkaProducer(
-        bootstrap_servers=target.bootstrap_servers,
+        **client_options(target.kafka),
         acks="all",
         enable_idempotence=True,
-        linger_ms=target.linger_ms,
+        linger_ms=target.kafka.kafka_linger_ms,
     )
     await producer.start()
     try:
@@ -327,7 +330,7 @@ async def _kafka(job: KafkaSubmit, target: Target) -> KafkaResult:
         pending: list[asyncio.Future[Any]] = []
         for index in range(job.first, job.first + job.count):
             body = submission(target.run, index)
-            key = f"{target.partner}:{body['external_id']}".encode()
+            key = body["external_id"].encode()
             pending.append(
                 await producer.send(target.submissions_topic, json.dumps(body).encode(), key=key)
             )

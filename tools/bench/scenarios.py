@@ -25,6 +25,7 @@ from schemas.events import IncidentReported
 from schemas.topics import INCIDENT_EVENTS
 from services.analytics.kafka_monitor import KafkaMonitor, topic_partitions
 from services.analytics.rebuild import rebuild
+from services.common.kafka_security import client_options
 from services.common.settings import Settings
 from services.common.topics import connect_admin
 from tools.bench import observe
@@ -151,9 +152,7 @@ async def kafka_intake(bench: Bench) -> dict[str, Any]:
     incident-events (the time of the last one's record, as the outbox relay produced it)."""
     count, first = bench.profile.kafka_reports, bench.next_index
     wanted = {external_id(bench.target.run, i) for i in range(first, first + count)}
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bench.settings.kafka_bootstrap_servers, enable_auto_commit=False
-    )
+    consumer = AIOKafkaConsumer(**client_options(bench.settings), enable_auto_commit=False)
     admin = await connect_admin(bench.settings)
     try:
         partitions = await topic_partitions(admin, [bench.settings.topic(INCIDENT_EVENTS.name)])

@@ -36,6 +36,7 @@ from schemas.topics import ALL_TOPICS, INCIDENT_EVENTS, NOTIFICATION_EVENTS
 from services.analytics.kafka_monitor import topic_partitions
 from services.analytics.projection import event_kind
 from services.common.dlq import reason_of
+from services.common.kafka_security import client_options
 from services.common.settings import Settings
 from services.common.topics import connect_admin
 from tools.chaos.invariants import (
@@ -85,7 +86,7 @@ class EventLog:
         finally:
             await admin.close()
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.kafka_bootstrap_servers,
+            **client_options(self.settings),
             enable_auto_commit=False,
             group_id=None,
             client_id="veilig-chaos-observer",

@@ -30,7 +30,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.taxonomy import taxonomy
-from schemas.topics import INCIDENT_SUBMISSIONS
+from services.common.kafka_access import partner_topic
 from services.common.settings import SERVICES, ServiceName, Settings
 from services.notify.registry import RegistryError, kind_code, set_channel
 from tools import demo
@@ -248,9 +248,8 @@ async def platform(
             intake_url=f"http://{settings.http_host}:{settings.intake_port}",
             partner=PARTNER,
             key=key,
-            bootstrap_servers=settings.kafka_bootstrap_servers,
-            submissions_topic=settings.topic(INCIDENT_SUBMISSIONS.name),
-            linger_ms=settings.kafka_linger_ms,
+            kafka=settings,
+            submissions_topic=partner_topic(settings, PARTNER),
             run=plat.run_id,
             timeout=options.request_timeout,
         )
@@ -495,6 +494,9 @@ async def _on_cluster(
         dsn = await _database(settings, CLUSTER_DATABASE)
         env = {
             "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            # The 3-broker fault cluster (kafka-cluster.sh) listens on loopback without
+            # authentication: it tests replication, not access.
+            "KAFKA_SECURITY_PROTOCOL": "PLAINTEXT",
             "DATABASE_URL": dsn,
             "KAFKA_REPLICATION_FACTOR": "3",
             "KAFKA_MIN_INSYNC_REPLICAS": "2",
@@ -502,6 +504,7 @@ async def _on_cluster(
         clustered = settings.model_copy(
             update={
                 "kafka_bootstrap_servers": bootstrap,
+                "kafka_security_protocol": "PLAINTEXT",
                 "database_url": SecretStr(dsn),
                 "kafka_replication_factor": 3,
                 "kafka_min_insync_replicas": 2,
