@@ -84,6 +84,7 @@ def bench(
     """Benchmark the platform against the broker alone; results in bench-results/."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s bench %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)  # a line per SASL sign-in
     profile = QUICK if quick else FULL
     if rates:
         profile = dataclasses.replace(profile, rates=tuple(int(r) for r in rates.split(",")))
