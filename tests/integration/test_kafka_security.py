@@ -52,11 +52,12 @@ pytestmark = pytest.mark.integration
 VEILIG = str(Path(sys.executable).with_name("veilig"))
 
 
-def librdkafka_reads_and_cannot_write(properties: dict[str, str], topic: str) -> None:
+def librdkafka_reads_and_cannot_write(properties: dict[str, str], topic: str, group: str) -> None:
     """What `kcat -F ops-client.properties` does, with the same client library: list the
-    topic, read it from the start, and be refused a write."""
+    topic, read it from the start (in one of the ops principal's own groups), and be refused
+    a write."""
     consumer = confluent_kafka.Consumer(
-        properties | {"group.id": f"ops.{uuid.uuid4().hex[:6]}", "enable.auto.commit": False}
+        properties | {"group.id": group, "enable.auto.commit": False}
     )
     try:
         partitions = consumer.list_topics(topic, timeout=30).topics[topic].partitions
@@ -203,7 +204,8 @@ async def test_the_ops_principal_reads_every_topic_and_writes_none(
         await produced(ops, events, b"as ops")
     # The file is a librdkafka client's configuration, as kcat reads it with -F (kcat built
     # on librdkafka >= 2.6.1: older ones fail SCRAM against Kafka 4, librdkafka#4895).
-    await asyncio.to_thread(librdkafka_reads_and_cannot_write, properties, events)
+    group = f"ops.{topics.topic_prefix}{uuid.uuid4().hex[:6]}"  # its groups are ops.*
+    await asyncio.to_thread(librdkafka_reads_and_cannot_write, properties, events, group)
     # A service may not write what it does not publish: analytics publishes nothing here.
     analytics_password = (tmp_path / "credentials" / "veilig-analytics").read_text().strip()
     analytics = signed_in_as(topics, "veilig-analytics", analytics_password)
