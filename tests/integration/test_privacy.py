@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -49,6 +50,12 @@ CONTACT = {"name": "Petronella Privacytest", "phone": "06-55501234", "email": "p
 TEXT = "Inbraak aan de achterzijde, buurman Kees Kwetsbaar zag twee mannen"
 POINTS = [GROTE_MARKT, SCHALKWIJK]  # far apart: two incidents, not one merged
 PERSONAL = [*CONTACT.values(), "Kwetsbaar", *(str(p[c]) for p in POINTS for c in ("lat", "lon"))]
+
+
+def readable(value: str, text: str) -> bool:
+    """Is ``value`` in ``text`` as itself: a coordinate such as 4.656 counts as a number, not
+    as the middle of a timestamp's seconds (…:44.656484)."""
+    return re.search(rf"(?<![\d.]){re.escape(value)}(?!\d)", text) is not None
 
 
 async def everything_stored(conn: asyncpg.Connection) -> str:
@@ -208,7 +215,7 @@ async def test_personal_data_ends_while_counts_and_deliveries_go_on(
             await eventually(all_erased, within=30)
             stored = await everything_stored(conn)
             for value in PERSONAL:
-                assert value not in stored, f"{value!r} is still readable in the database"
+                assert not readable(value, stored), f"{value!r} is still readable in the database"
             assert await _facts(conn, ids) == facts_before
         finally:
             await conn.close()
@@ -220,7 +227,7 @@ async def test_personal_data_ends_while_counts_and_deliveries_go_on(
         verified(cancel, secret)
         assert cancel.json["kind"] == "cancel"
         assert cancel.json["incident_id"] == str(purged)
-        assert not any(value in cancel.body.decode() for value in [*PERSONAL, TEXT])
+        assert not any(readable(value, cancel.body.decode()) for value in [*PERSONAL, TEXT])
 
 
 async def _facts(conn: asyncpg.Connection, ids: list[UUID]) -> list[tuple[Any, ...]]:
