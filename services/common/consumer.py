@@ -225,15 +225,11 @@ def batch_consumer(
 
     # A per-partner family is read by pattern: a partner given Kafka access later is read
     # from the next metadata refresh (KAFKA_METADATA_MAX_AGE_SECONDS) on.
-    where: dict[str, Any] = (
-        {"pattern": partner_topic_pattern(settings, topic)}
-        if topic.per_partner
-        else {"topics": (settings.topic(topic.name),)}
-    )
+    per_partner = partner_topic_pattern(settings, topic) if topic.per_partner else None
 
     @router.subscriber(
-        *where.get("topics", ()),
-        pattern=where.get("pattern"),
+        *(() if per_partner else (settings.topic(topic.name),)),
+        pattern=per_partner,
         group_id=settings.group_id(service, purpose),
         batch=True,
         max_records=max_records,

@@ -502,20 +502,17 @@ def _target(record: DlqRecord, settings: Settings, topic: Topic) -> str:
     """Where ``record`` goes back to: its source topic, which must be ``topic`` (or, for a
     per-partner family, one partner's topic of it) in this deployment."""
     expected = settings.topic(topic.name)
+    family = partner_topic_pattern(settings, topic) if topic.per_partner else None
     source = record.source_topic
-    if source is None and not topic.per_partner:  # not dead-lettered by our consumers
+    if source is None and family is None:  # not dead-lettered by our consumers
         return expected
-    family = topic.per_partner and re.fullmatch(
-        partner_topic_pattern(settings, topic), source or ""
+    if source is not None and (source == expected or (family and re.fullmatch(family, source))):
+        return source
+    wanted = f"{expected}.<partner>" if family else expected
+    raise DlqError(
+        f"{record.origin} came from {source!r}, not from {wanted!r} (another deployment's "
+        "topic prefix?); nothing was replayed"
     )
-    if source != expected and not family:
-        wanted = f"{expected}.<partner>" if topic.per_partner else expected
-        raise DlqError(
-            f"{record.origin} came from {source!r}, not from {wanted!r} (another deployment's "
-            "topic prefix?); nothing was replayed"
-        )
-    assert source is not None
-    return source
 
 
 async def plan_replay(

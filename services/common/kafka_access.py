@@ -17,7 +17,6 @@ sent on the admin client's connection.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import os
 import re
@@ -29,7 +28,7 @@ from typing import Literal
 
 from aiokafka import ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError, for_code
+from aiokafka.errors import TopicAlreadyExistsError, for_code
 from aiokafka.protocol.admin import CreateAclsRequest_v1
 from aiokafka.protocol.api import Request, RequestStruct, Response
 from aiokafka.protocol.types import (
@@ -46,10 +45,9 @@ from aiokafka.protocol.types import (
     String,
     TaggedFields,
 )
-from pydantic import SecretStr
 
 from schemas.topics import CLUSTER_TOPICS, DLQ_SUFFIX, INCIDENT_SUBMISSIONS, MAIN_TOPICS, Topic
-from services.common.kafka_security import client_options
+from services.common.kafka_security import signed_in_as
 from services.common.settings import SERVICES, ServiceName, Settings
 from services.common.topics import connect_admin, topic_configs
 
@@ -392,29 +390,9 @@ async def grant(admin: AIOKafkaAdminClient, principal: str, acls: Sequence[Acl])
 async def _await_sign_in(settings: Settings, username: str, password: str) -> None:
     """Return once ``username`` can sign in: the controller has stored a new credential a
     moment before the broker's metadata publisher hands it to the authenticator."""
-    signed_in = settings.model_copy(
-        update={
-            "kafka_sasl_username": username,
-            "kafka_sasl_password": SecretStr(password),
-            "kafka_sasl_password_file": None,
-        }
-    )
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + SIGN_IN_WAIT_SECONDS
-    while True:
-        client = AIOKafkaAdminClient(**client_options(signed_in), client_id="veilig-sign-in")
-        try:
-            await client.start()
-            return
-        except KafkaConnectionError:
-            if loop.time() >= deadline:
-                raise KafkaAccessError(
-                    f"{username} cannot sign in {SIGN_IN_WAIT_SECONDS:.0f}s after its "
-                    "password was set"
-                ) from None
-            await asyncio.sleep(0.2)
-        finally:
-            await client.close()
+    signed_in = signed_in_as(settings, username, password)
+    admin = await connect_admin(signed_in, wait_seconds=SIGN_IN_WAIT_SECONDS, every=0.2)
+    await admin.close()
 
 
 def _password_file(directory: Path, principal: str) -> str:
@@ -448,24 +426,21 @@ async def apply_principals(settings: Settings, credentials: Path) -> list[str]:
     ``<credentials>/../ops-client.properties``. Run as an administrator, repeatably."""
     wanted = {service_principal(s): service_acls(settings, s) for s in SERVICES}
     wanted[OPS_PRINCIPAL] = ops_acls(settings)
+    passwords = {principal: _password_file(credentials, principal) for principal in wanted}
     admin = await connect_admin(settings)
     try:
         for principal, acls in wanted.items():
             await set_password(
-                admin,
-                principal,
-                _password_file(credentials, principal),
-                settings.kafka_sasl_mechanism,
+                admin, principal, passwords[principal], settings.kafka_sasl_mechanism
             )
             await grant(admin, principal, acls)
     finally:
         await admin.close()
-    for principal in wanted:
-        await _await_sign_in(settings, principal, _password_file(credentials, principal))
+    for principal, password in passwords.items():
+        await _await_sign_in(settings, principal, password)
     properties = credentials.parent / "ops-client.properties"
     properties.write_text(
-        ops_client_properties(settings, OPS_PRINCIPAL, _password_file(credentials, OPS_PRINCIPAL)),
-        encoding="utf-8",
+        ops_client_properties(settings, OPS_PRINCIPAL, passwords[OPS_PRINCIPAL]), encoding="utf-8"
     )
     properties.chmod(0o600)
     return sorted(wanted)

@@ -19,6 +19,7 @@ from faststream.security import (
     SASLScram256,
     SASLScram512,
 )
+from pydantic import SecretStr
 
 from services.common.settings import Settings
 
@@ -67,6 +68,17 @@ def _username(settings: Settings) -> str:
             "KAFKA_SASL_USERNAME is not set"
         )
     return settings.kafka_sasl_username
+
+
+def signed_in_as(settings: Settings, username: str, password: str) -> Settings:
+    """The same cluster and protocol, signed in as another principal."""
+    return settings.model_copy(
+        update={
+            "kafka_sasl_username": username,
+            "kafka_sasl_password": SecretStr(password),
+            "kafka_sasl_password_file": None,
+        }
+    )
 
 
 def client_options(settings: Settings) -> dict[str, Any]:

@@ -46,8 +46,11 @@ def topic_configs(topic: Topic, settings: Settings) -> dict[str, str]:
     }
 
 
-async def connect_admin(settings: Settings, wait_seconds: float = 60.0) -> AIOKafkaAdminClient:
-    """An admin client, waiting (bounded) for a broker that is still starting."""
+async def connect_admin(
+    settings: Settings, wait_seconds: float = 60.0, every: float = 1.0
+) -> AIOKafkaAdminClient:
+    """An admin client, waiting (bounded) for a broker that is still starting (or a credential
+    it does not know yet), trying ``every`` seconds."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait_seconds
     while True:
@@ -62,7 +65,7 @@ async def connect_admin(settings: Settings, wait_seconds: float = 60.0) -> AIOKa
                     f"within {wait_seconds:.0f}s: {exc}"
                 ) from exc
             log.warning("waiting for Kafka at %s", settings.kafka_bootstrap_servers)
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(every)
         else:
             return admin
 

@@ -30,9 +30,9 @@ from aiokafka.errors import (
     KafkaConnectionError,
     TopicAuthorizationFailedError,
 )
-from pydantic import SecretStr
 
 from schemas.topics import INCIDENT_EVENTS, INCIDENT_URGENT
+from services.common import kafka_security
 from services.common.kafka_access import (
     OPS_PRINCIPAL,
     apply_principals,
@@ -83,13 +83,7 @@ def signed_in_as(settings: Settings, username: str | None, password: str | None)
     """The same cluster, another principal (None: no authentication at all)."""
     if username is None:
         return settings.model_copy(update={"kafka_security_protocol": "PLAINTEXT"})
-    return settings.model_copy(
-        update={
-            "kafka_sasl_username": username,
-            "kafka_sasl_password": SecretStr(password or ""),
-            "kafka_sasl_password_file": None,
-        }
-    )
+    return kafka_security.signed_in_as(settings, username, password or "")
 
 
 async def produced(settings: Settings, topic: str, value: bytes, key: bytes = b"k") -> None:
