@@ -130,6 +130,9 @@ AttributeValue = Annotated[str, StringConstraints(max_length=1000)] | int | floa
 SchemaVersion1 = Annotated[
     Literal[1], Field(description="Version of the event's schema: the vN at the end of ce_type.")
 ]
+SchemaVersion2 = Annotated[
+    Literal[2], Field(description="Version of the event's schema: the vN at the end of ce_type.")
+]
 
 
 def _open_to_additions(schema: dict[str, Any]) -> None:
@@ -357,6 +360,53 @@ class IncidentReported(IncidentEvent):
         Annotated[str, StringConstraints(min_length=1, max_length=64)], AttributeValue
     ] = Field(default_factory=dict, max_length=50, json_schema_extra=OPERATIONAL)
     """Partner-specific extra data (Open311 attributes and the like)."""
+
+
+class SealedPersonal(Body):
+    """The personal part of a report, sealed with the key of its period (docs/decisions/0010):
+    once the purge destroys that key, it is unreadable wherever it was copied."""
+
+    key_id: UUID
+    """The period key that sealed it (``ops.period_keys``)."""
+    period: date
+    """The key's period: the UTC day the platform received the report."""
+    ciphertext: str = Field(min_length=1, max_length=60_000, json_schema_extra=FULL_PERSONAL)
+    """Fernet token of the JSON object of the report's ``description``, ``location``,
+    ``flags``, ``attributes`` and ``reporter_sealed`` as they were."""
+
+
+@register
+class IncidentReportedSealed(IncidentReported):
+    """``incident.reported`` as intake publishes it: the report without its personal part
+    (as :func:`schemas.erasure.erase_report` leaves a report) and that part sealed beside it.
+    A consumer opens it (services/common/period_keys.py ``open_report``); when the key is
+    destroyed the report reads as erased."""
+
+    ce_type: ClassVar[str] = "nl.haarlem.veilig.incident.reported.v2"
+    schema_version: SchemaVersion2 = 2  # type: ignore[assignment]
+
+    personal_sealed: SealedPersonal = Field(json_schema_extra=FULL_PERSONAL)
+    """The personal part of the report, sealed."""
+
+    @model_validator(mode="after")
+    def _nothing_personal_in_the_clear(self) -> Self:
+        where = self.location
+        clear = [
+            name
+            for name, value in (
+                ("description", self.description),
+                ("location.lat", where.lat),
+                ("location.address", where.address),
+                ("flags.victim_role", self.flags.victim_role),
+                ("attributes", self.attributes),
+                ("reporter_sealed", self.reporter_sealed),
+                ("reporter", self.reporter),
+            )
+            if value not in (None, "", {})
+        ]
+        if clear:
+            raise ValueError(f"personal fields in the clear beside personal_sealed: {clear}")
+        return self
 
 
 @register

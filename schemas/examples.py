@@ -22,6 +22,7 @@ from schemas.events import (
     IncidentPriorityChanged,
     IncidentReclassified,
     IncidentReported,
+    IncidentReportedSealed,
     IncidentResolved,
     IncidentStatusChanged,
     IncidentTriaged,
@@ -37,6 +38,7 @@ from schemas.events import (
     Recipient,
     SafetyPlanAdopted,
     SafetyPlanEnded,
+    SealedPersonal,
 )
 from schemas.taxonomy import Profile
 
@@ -79,6 +81,32 @@ _EXAMPLES: tuple[Event, ...] = (
         reporter_sealed="gAAAAABn5yXJ0000000000000000000000000000000000000000000000000000000000000"
         "00000000000000000000000000000000000000000000000000000000000000000000000000000000==",
         attributes={"source_system": "meldkamer", "persons_seen": 2},
+    ),
+    # The same report as intake publishes it: its personal part sealed with the day's key.
+    IncidentReportedSealed(
+        event_id=_event_id(1),
+        incident_id=INCIDENT,
+        occurred_at=_at(-3),
+        recorded_at=_at(0),
+        producer="intake",
+        partner="politie",
+        channel="http",
+        external_id="MK-2025-004711",
+        description="",
+        category_hint="hic.woninginbraak",
+        location=Location(
+            buurt_code="BU03920102",
+            wijk_code="WK039201",
+            resolution="buurt",
+            inside_haarlem=True,
+        ),
+        flags=Flags(in_progress=True),
+        personal_sealed=SealedPersonal(
+            key_id=UUID("0d6b3f1e-5a2c-4e8d-9b7f-3c1a2e4d6f80"),
+            period=date(2025, 3, 28),
+            ciphertext="gAAAAABn5yXJ1111111111111111111111111111111111111111111111111111111111111"
+            "11111111111111111111111111111111111111111111111111111111111111111111111111111==",
+        ),
     ),
     IncidentTriaged(
         event_id=_event_id(2),

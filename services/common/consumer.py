@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+import asyncpg
 from aiokafka import ConsumerRecord
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaRouter
@@ -33,11 +34,12 @@ from faststream.types import DecodedMessage
 from prometheus_client import Counter, Gauge
 
 from schemas.envelope import EnvelopeError, decode, event_type
-from schemas.events import Event
+from schemas.events import REGISTRY, Event
 from schemas.topics import Topic
 from services.common.dlq import seal_dead_letter
 from services.common.faults import Backoff, describe, is_transient
 from services.common.kafka_access import partner_topic_pattern
+from services.common.period_keys import open_reports
 from services.common.runtime import Runtime, pause
 from services.common.settings import ServiceName, Settings
 from services.common.supervision import fresh_connections
@@ -273,10 +275,20 @@ def batch_consumer(
                 await dlq(single.record, describe(failure), "processing", attempts_allowed)
 
 
+async def open_reports_in(
+    conn: asyncpg.Connection | asyncpg.Pool, batch: Sequence[Incoming[Event]]
+) -> list[Incoming[Event]]:
+    """The batch with every sealed report opened (services/common/period_keys.py): a consumer
+    that reads a report's personal part calls this first."""
+    items = await open_reports(conn, [i.item for i in batch])
+    return [Incoming(i.record, item) for i, item in zip(batch, items, strict=True)]
+
+
 def event_parser(*wanted: type[Event]) -> Parser[Event]:
     """A parser of CloudEvents records that skips, without decoding, the event types the
-    consumer does not handle; a malformed event of a wanted type is poison."""
-    types = {cls.ce_type for cls in wanted}
+    consumer does not handle (a later version of a wanted type, a subclass, is wanted too); a
+    malformed event of a wanted type is poison."""
+    types = {cls.ce_type for cls in REGISTRY.values() if issubclass(cls, wanted)}
 
     def parse(record: ConsumerRecord[bytes, bytes]) -> Event | None:
         headers = record.headers or ()

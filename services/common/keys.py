@@ -61,6 +61,7 @@ SECRET_COLUMNS = (
     SealedColumn("intake.partner_callbacks", "partner", "text", "secrets_sealed"),
 )
 PII_COLUMNS = (
+    SealedColumn("ops.period_keys", "key_id", "uuid", "key_sealed"),
     SealedColumn("triage.incidents", "incident_id", "uuid", "report", "reporter_sealed"),
     SealedColumn("notify.incidents", "incident_id", "uuid", "reported", "reporter_sealed"),
     SealedColumn(

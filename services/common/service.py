@@ -26,7 +26,7 @@ from faststream.kafka import KafkaRouter
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from prometheus_client import start_http_server
 
-from services.common import pii, problems
+from services.common import dlq, pii, problems
 from services.common.db import create_pool
 from services.common.http import BodySizeLimit
 from services.common.kafka import make_broker
@@ -90,6 +90,8 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
         pool = await create_pool(settings.database_url.get_secret_value(), spec.name)
         async with pool.acquire() as conn:
             applied = await migrate(conn, spec.name, load_migrations(spec.migrations))
+            # Every service seals with the period keys (what it dead-letters, at least).
+            await dlq.ensure_schema(conn)
             if spec.staff:
                 await ensure_schema(conn)
         if applied:

@@ -28,6 +28,7 @@ from schemas.urgency import may_be_urgent
 from services.common.groupcommit import GroupCommit
 from services.common.observability import current_traceparent
 from services.common.outbox import enqueue, event_message
+from services.common.period_keys import KEYS, period_of, seal_report
 from services.common.pii import seal
 from services.common.settings import Settings
 from services.intake.partners import Partner
@@ -172,10 +173,17 @@ async def accept(
                 "VALUES ($1, $2, 'received', NULL)",
                 [(e.incident_id, now) for e in fresh],
             )
+            # On Kafka the personal part travels sealed with the key of the day (decision 0010).
+            key = await KEYS.current(conn, period_of(now))
             await enqueue(
                 conn,
                 [
-                    event_message(settings, e, traceparent=trace_of[e.incident_id], lane=lane)
+                    event_message(
+                        settings,
+                        seal_report(e, key),
+                        traceparent=trace_of[e.incident_id],
+                        lane=lane,
+                    )
                     for e in fresh
                     # What may well be P1/P2 also takes the urgent lane to triage.
                     for lane in (

@@ -46,7 +46,13 @@ from schemas.events import (
 )
 from schemas.taxonomy import taxonomy
 from schemas.topics import INCIDENT_EVENTS, INCIDENT_URGENT
-from services.common.consumer import Incoming, Rejected, batch_consumer, event_parser
+from services.common.consumer import (
+    Incoming,
+    Rejected,
+    batch_consumer,
+    event_parser,
+    open_reports_in,
+)
 from services.common.observability import record_traceparent, span_from
 from services.common.outbox import claim
 from services.common.runtime import Runtime
@@ -231,7 +237,7 @@ def build_consumer(rt: Runtime, notify: Notify) -> KafkaRouter:
     async def on_events(batch: Sequence[Incoming[Event]]) -> list[Rejected]:
         async with rt.pool.acquire() as conn, conn.transaction():
             fresh = await claim(conn, [i.item.event_id for i in batch])
-            todo = [i for i in batch if i.item.event_id in fresh]
+            todo = await open_reports_in(conn, [i for i in batch if i.item.event_id in fresh])
             # A run of reports is only kept (nothing is sent for a report): one statement.
             for is_report, run in groupby(todo, key=lambda i: isinstance(i.item, IncidentReported)):
                 items = list(run)

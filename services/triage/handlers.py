@@ -32,7 +32,13 @@ from schemas.events import (
 )
 from schemas.topics import INCIDENT_EVENTS, INCIDENT_URGENT, NOTIFICATION_EVENTS
 from schemas.urgency import is_urgent
-from services.common.consumer import Incoming, Rejected, batch_consumer, event_parser
+from services.common.consumer import (
+    Incoming,
+    Rejected,
+    batch_consumer,
+    event_parser,
+    open_reports_in,
+)
 from services.common.observability import incident_id_var, record_traceparent, span_from
 from services.common.outbox import OutgoingMessage, claim, enqueue, event_message
 from services.common.runtime import Runtime
@@ -285,7 +291,8 @@ async def _on_other(
 def build_consumers(rt: Runtime, triage: Triage) -> KafkaRouter:
     router = KafkaRouter()
 
-    async def apply(batch: Sequence[Incoming[Event]]) -> list[Rejected]:
+    async def apply(sealed: Sequence[Incoming[Event]]) -> list[Rejected]:
+        batch = await open_reports_in(rt.pool, sealed)
         # The whole batch classified in one model call, before the transaction opens and off
         # the event loop, so the urgent lane's consumer is not held up meanwhile.
         reports = [i.item for i in batch if isinstance(i.item, IncidentReported)]

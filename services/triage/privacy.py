@@ -27,6 +27,7 @@ import asyncpg
 from schemas.erasure import erase_report
 from schemas.events import IncidentPersonalDataErased
 from services.common.outbox import enqueue, event_message
+from services.common.period_keys import destroy_keys, period_of
 from services.common.runtime import Runtime
 from services.common.settings import Settings
 from services.common.supervision import Loop, wait_beating
@@ -53,6 +54,8 @@ class PurgeRun:
     cutoff: datetime
     erased: int
     dry_run: bool
+    keys_destroyed: int = 0
+    """Period keys destroyed: what they sealed on Kafka and in dead letters is unreadable."""
 
 
 def cutoff(settings: Settings, now: datetime) -> datetime:
@@ -181,6 +184,9 @@ async def purge(
             erased += len(rows)
             if len(rows) < BATCH:
                 break
+    # Every report of a day before the cutoff's day is past retention (and erased above): the
+    # day's key goes, and with it what it sealed on Kafka and in dead letters.
+    destroyed = await destroy_keys(conn, period_of(before), dry_run=dry_run)
     await conn.execute(
         "INSERT INTO audit (actor, role, action, detail) "
         "VALUES ($1, $2, 'privacy_purge', $3::jsonb)",
@@ -191,11 +197,12 @@ async def purge(
                 "cutoff": before.isoformat(),
                 "retention_days": settings.personal_data_retention_days,
                 "erased": erased,
+                "period_keys_destroyed": destroyed,
                 "dry_run": dry_run,
             }
         ),
     )
-    return PurgeRun(before, erased, dry_run)
+    return PurgeRun(before, erased, dry_run, destroyed)
 
 
 async def daily(rt: Runtime, loop: Loop) -> None:
@@ -204,6 +211,11 @@ async def daily(rt: Runtime, loop: Loop) -> None:
         async with rt.pool.acquire() as conn:
             run = await purge(conn, rt.settings, PLATFORM, datetime.now(UTC), beat=loop.beat)
         log.info(
-            "personal data purge", extra={"erased": run.erased, "cutoff": run.cutoff.isoformat()}
+            "personal data purge",
+            extra={
+                "erased": run.erased,
+                "period_keys_destroyed": run.keys_destroyed,
+                "cutoff": run.cutoff.isoformat(),
+            },
         )
         await wait_beating(rt.stopping, PURGE_EVERY.total_seconds(), loop)

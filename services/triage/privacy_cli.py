@@ -18,6 +18,7 @@ import asyncpg
 import typer
 from rich.console import Console
 
+from services.common import dlq
 from services.common.db import run_in_schema
 from services.common.settings import get_settings
 from services.triage import privacy
@@ -47,13 +48,17 @@ def purge(
 ) -> None:
     """Erase the personal data of every report past PERSONAL_DATA_RETENTION_DAYS."""
     settings = get_settings()
-    run = _with_db(
-        lambda conn: privacy.purge(conn, settings, _operator(), datetime.now(UTC), dry_run=dry_run)
-    )
-    verb = "would be erased" if run.dry_run else "erased"
+
+    async def action(conn: asyncpg.Connection) -> privacy.PurgeRun:
+        await dlq.ensure_schema(conn)  # the period keys
+        return await privacy.purge(conn, settings, _operator(), datetime.now(UTC), dry_run=dry_run)
+
+    run = _with_db(action)
+    verb = "would be" if run.dry_run else "were"
     console.print(
         f"reports received before {run.cutoff:%Y-%m-%d %H:%M} UTC "
-        f"({settings.personal_data_retention_days} days): {run.erased} {verb}"
+        f"({settings.personal_data_retention_days} days): {run.erased} {verb} erased; "
+        f"{run.keys_destroyed} period keys {verb} destroyed"
     )
 
 

@@ -15,9 +15,10 @@ import pytest
 from prometheus_client import REGISTRY
 
 from schemas.envelope import decode, encode
-from schemas.events import IncidentReported, IncidentTriaged, Recipient
+from schemas.events import IncidentReportedSealed, IncidentTriaged, Recipient
 from schemas.topics import INCIDENT_EVENTS, INCIDENT_SUBMISSIONS
 from services.common.dlq import reason_of
+from services.common.period_keys import open_reports
 from services.common.settings import Settings
 from services.intake import partners
 from services.intake.service import SPEC
@@ -95,21 +96,29 @@ async def test_a_posted_report_is_published_exactly_once_as_a_cloudevent(intake:
 
     (record,) = await intake.events_for({incident_id})
     assert record.key == incident_id.encode()
-    assert header(record, "ce_type") == "nl.haarlem.veilig.incident.reported.v1"
+    assert header(record, "ce_type") == "nl.haarlem.veilig.incident.reported.v2"
     assert header(record, "ce_specversion") == "1.0"
     assert header(record, "ce_source") == "/veilig-haarlem/intake"
     assert header(record, "ce_subject") == incident_id
     assert header(record, "content-type") == "application/json"
     event = decode(record.headers, record.value)
-    assert isinstance(event, IncidentReported)
+    assert isinstance(event, IncidentReportedSealed)
     assert event.partner == "politie" and event.external_id == "MK-1" and event.channel == "http"
     assert event.partner_kind == "police"
     assert event.location.buurt_code == "BU03920102"
     assert event.location.wijk_code == "WK039201"
     assert event.flags.in_progress and event.flags.injuries
-    # Reporter contact travels sealed: the plaintext is nowhere in the message.
-    assert b"06-12345678" not in record.value and b"jdv@example.org" not in record.value
-    assert event.reporter_sealed
+    # The personal part travels sealed with the day's key: none of it is in the message.
+    for personal in (b"06-12345678", b"jdv@example.org", b"Vechtpartij", b"52.3812"):
+        assert personal not in record.value
+    conn = await asyncpg.connect(intake.settings.database_url.get_secret_value())
+    try:
+        (opened,) = await open_reports(conn, [event])
+    finally:
+        await conn.close()
+    assert opened.description == report()["description"]
+    assert (opened.location.lat, opened.location.lon) == (52.3812, 4.6366)
+    assert opened.reporter_sealed and event.personal_sealed.period == event.recorded_at.date()
 
 
 async def test_a_retry_returns_the_same_incident_and_a_changed_body_is_a_conflict(

@@ -23,6 +23,7 @@ from schemas.envelope import (
     event_type,
     validation_errors,
 )
+from schemas.erasure import erase_report
 from schemas.events import (
     REGISTRY,
     CategoryProbability,
@@ -37,6 +38,7 @@ from schemas.events import (
     IncidentPriorityChanged,
     IncidentReclassified,
     IncidentReported,
+    IncidentReportedSealed,
     IncidentResolved,
     IncidentStatusChanged,
     IncidentTriaged,
@@ -54,6 +56,7 @@ from schemas.events import (
     SafetyPlanAdopted,
     SafetyPlanEnded,
     SafetyPlanEvent,
+    SealedPersonal,
 )
 from schemas.examples import EXAMPLES
 from schemas.taxonomy import PLACEHOLDERS, Profile, RecipientRule, taxonomy
@@ -152,12 +155,12 @@ def test_a_body_of_the_wrong_type_is_rejected_naming_the_fields() -> None:
 
 def test_an_unknown_version_is_rejected_naming_the_versions_we_read() -> None:
     reported = EXAMPLES[IncidentReported]
-    headers = _headers_with(reported, ce_type="nl.haarlem.veilig.incident.reported.v2")
+    headers = _headers_with(reported, ce_type="nl.haarlem.veilig.incident.reported.v3")
     with pytest.raises(
-        EnvelopeError, match=r"header ce_type: .*reported\.v2.*unknown version"
+        EnvelopeError, match=r"header ce_type: .*reported\.v3.*unknown version"
     ) as c:
         decode(headers, encode(reported).value)
-    assert "nl.haarlem.veilig.incident.reported.v1" in str(c.value)
+    assert "incident.reported.v1, nl.haarlem.veilig.incident.reported.v2" in str(c.value)
     assert c.value.header == "ce_type"
 
 
@@ -558,6 +561,13 @@ STRATEGIES: dict[type[Event], st.SearchStrategy[Event]] = {
         stopped=maybe(st.sampled_from(get_args(EscalationStop))),
     ),
 }
+STRATEGIES[IncidentReportedSealed] = st.builds(
+    lambda report, sealed: IncidentReportedSealed(
+        **erase_report(report).model_dump(exclude={"schema_version"}), personal_sealed=sealed
+    ),
+    STRATEGIES[IncidentReported],
+    st.builds(SealedPersonal, key_id=st.uuids(), period=st.dates(), ciphertext=text(2000, 1)),
+)
 
 
 def test_every_event_type_has_a_strategy() -> None:

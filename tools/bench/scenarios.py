@@ -21,7 +21,7 @@ from aiokafka import AIOKafkaConsumer
 
 from schemas import geo
 from schemas.envelope import event_type
-from schemas.events import IncidentReported
+from schemas.events import IncidentReported, IncidentReportedSealed
 from schemas.topics import INCIDENT_EVENTS
 from services.analytics.kafka_monitor import KafkaMonitor, topic_partitions
 from services.analytics.rebuild import rebuild
@@ -51,6 +51,8 @@ from tools.bench.stats import Latency, StepMeasure, backlog, count_between, judg
 HTTP_MODES = ((1, 16), (100, 4), (500, 2))
 """Scenario 1: (reports a request, clients) — single reports need many clients in flight."""
 BURST_BATCH, BURST_CLIENTS = 500, 4
+
+REPORTED_TYPES = frozenset({IncidentReported.ce_type, IncidentReportedSealed.ce_type})
 
 
 @dataclass
@@ -170,7 +172,7 @@ async def kafka_intake(bench: Bench) -> dict[str, Any]:
         while len(seen) < count and time.monotonic() < deadline:
             for records in (await consumer.getmany(timeout_ms=500)).values():
                 for record in records:
-                    if event_type(record.headers) != IncidentReported.ce_type:
+                    if event_type(record.headers) not in REPORTED_TYPES:
                         continue
                     body = json.loads(record.value or b"{}")
                     if body.get("partner") == bench.target.partner and (

@@ -1,0 +1,147 @@
+"""The personal part of a report travels sealed with its period's key (docs/decisions/0010).
+
+Pure parts here; the keys in PostgreSQL and the purge that destroys them are tested against the
+real database and broker in tests/integration/test_privacy.py.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from typing import Any
+
+import pytest
+from cryptography.fernet import Fernet
+from hypothesis import HealthCheck, given, settings
+from pydantic import ValidationError
+
+from schemas.envelope import decode, encode
+from schemas.erasure import erase_report
+from schemas.events import IncidentReported, IncidentReportedSealed
+from schemas.examples import EXAMPLES
+from services.common import pii
+from services.common.period_keys import (
+    CACHE_SECONDS,
+    PeriodKey,
+    PeriodKeys,
+    open_report,
+    seal_report,
+)
+from tests.unit.test_envelope import STRATEGIES
+
+REPORT = EXAMPLES[IncidentReported]
+
+
+def _key() -> PeriodKey:
+    return PeriodKey(uuid.uuid4(), date(2025, 3, 28), Fernet.generate_key())
+
+
+class FakeKeys(PeriodKeys):
+    """The cache with keys put in by hand instead of read from ``ops.period_keys``."""
+
+    def __init__(self, *keys: PeriodKey, destroyed: tuple[uuid.UUID, ...] = ()) -> None:
+        super().__init__()
+        for key in keys:
+            self._cache[key.key_id] = (key.key, 0.0)
+        for key_id in destroyed:
+            self._cache[key_id] = (None, 0.0)
+
+
+def test_the_wire_carries_no_description_location_contact_or_attributes() -> None:
+    key = _key()
+    value = encode(seal_report(REPORT, key)).value.decode()
+    for personal in (
+        REPORT.description,
+        "Grote Markt 2",
+        "52.3812",
+        "4.6366",
+        "meldkamer",
+        str(REPORT.reporter_sealed),
+    ):
+        assert personal not in value
+    # What analytics counts stays readable.
+    for clear in ("hic.woninginbraak", "BU03920102", "WK039201", "MK-2025-004711", "politie"):
+        assert clear in value
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(report=STRATEGIES[IncidentReported])
+def test_a_sealed_report_opens_to_itself_through_the_wire(report: IncidentReported) -> None:
+    key = _key()
+    message = encode(seal_report(report, key))
+    decoded = decode(message.headers, message.value)
+    assert isinstance(decoded, IncidentReportedSealed)
+    opened = open_report(decoded, FakeKeys(key))
+    assert type(opened) is IncidentReported
+    assert opened == report
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(report=STRATEGIES[IncidentReported])
+def test_without_its_key_a_report_reads_as_erased(report: IncidentReported) -> None:
+    key = _key()
+    sealed = seal_report(report, key)
+    assert open_report(sealed, FakeKeys(destroyed=(key.key_id,))) == erase_report(report)
+    assert open_report(sealed, FakeKeys()) == erase_report(report)  # a key never loaded
+
+
+def test_a_token_that_does_not_open_with_its_key_is_an_error_not_an_erasure() -> None:
+    key, other = _key(), _key()
+    sealed = seal_report(REPORT, key)
+    wrong = FakeKeys(PeriodKey(key.key_id, key.period, other.key))
+    with pytest.raises(pii.SealError, match=str(key.key_id)):
+        open_report(sealed, wrong)
+
+
+def test_an_unsealed_report_is_opened_as_it_is() -> None:
+    assert open_report(REPORT, FakeKeys()) is REPORT
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"description": "Naam van de buurman"},
+        {"reporter_sealed": "gAAAA"},
+        {"attributes": {"persons_seen": 2}},
+        {"flags": {"victim_role": "slachtoffer"}},
+        {"location": {"lat": 52.38, "lon": 4.63, "resolution": "point"}},
+        {"location": {"address": "Grote Markt 2", "resolution": "address_unresolved"}},
+    ],
+)
+def test_a_sealed_report_with_personal_data_in_the_clear_is_refused(
+    change: dict[str, Any],
+) -> None:
+    data = seal_report(REPORT, _key()).model_dump()
+    for name, value in change.items():
+        data[name] = {**data[name], **value} if isinstance(value, dict) and data[name] else value
+    with pytest.raises(ValidationError, match="personal fields in the clear"):
+        IncidentReportedSealed.model_validate(data)
+
+
+class FakeConnection:
+    """Answers the one query :meth:`PeriodKeys.load` asks, from a dict; counts the asks."""
+
+    def __init__(self, rows: dict[uuid.UUID, str | None]) -> None:
+        self.rows = rows
+        self.asked = 0
+
+    async def fetch(self, _query: str, key_ids: list[uuid.UUID]) -> list[dict[str, Any]]:
+        self.asked += 1
+        return [{"key_id": k, "key_sealed": self.rows[k]} for k in key_ids if k in self.rows]
+
+
+async def test_live_keys_are_read_again_after_a_while_destroyed_ones_never() -> None:
+    now = [0.0]
+    keys = PeriodKeys(clock=lambda: now[0])
+    live, gone = _key(), _key()
+    conn = FakeConnection({live.key_id: pii.seal(live.key.decode()), gone.key_id: None})
+    await keys.load(conn, [live.key_id, gone.key_id])  # type: ignore[arg-type]
+    assert (keys.key(live.key_id), keys.key(gone.key_id)) == (live.key, None)
+    await keys.load(conn, [live.key_id, gone.key_id])  # type: ignore[arg-type]
+    assert conn.asked == 1
+    # The purge destroyed the live key meanwhile: after the cache time it is gone here too.
+    conn.rows[live.key_id] = None
+    now[0] = CACHE_SECONDS + 1
+    await keys.load(conn, [live.key_id, gone.key_id])  # type: ignore[arg-type]
+    assert conn.asked == 2
+    assert keys.key(live.key_id) is None
