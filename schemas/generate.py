@@ -170,8 +170,9 @@ def _dead_letter_message() -> dict[str, Any]:
     return {
         "name": DEAD_LETTER,
         "title": "Dead letter",
-        "summary": "A record a consumer could not process, sealed with the PII key.",
-        "description": "The value is a Fernet token (the platform's PII key) of the original "
+        "summary": "A record a consumer could not process, sealed with the day's period key.",
+        "description": "The value is a Fernet token (the period key of the day it was "
+        "dead-lettered, ops.period_keys; destroyed by the personal-data purge) of the original "
         'record, zlib-compressed: one JSON line {"headers": [[name, <base64>], ...]}, a newline, '
         "then the original value as it was. The headers say why and from where and carry no "
         "content; the reason is sealed too. `veilig dlq show` and `veilig dlq replay` open it.",
@@ -179,7 +180,12 @@ def _dead_letter_message() -> dict[str, Any]:
         "headers": {
             "type": "object",
             "properties": {
-                "x-dlq-sealed": {"type": "string", "const": "pii"},
+                "x-dlq-sealed": {
+                    "type": "string",
+                    "pattern": "^(period:[0-9a-f-]{36}|pii)$",
+                    "description": "The key that sealed it: period:<key id>, or pii (before "
+                    "period keys).",
+                },
                 "x-dlq-reason": {**text, "description": "The error, sealed (Fernet token)."},
                 "x-dlq-kind": {**text, "description": "What class of problem."},
                 "x-dlq-service": {**text, "description": "The service that gave up."},

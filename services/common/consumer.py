@@ -22,12 +22,13 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 import asyncpg
 from aiokafka import ConsumerRecord
 from faststream import AckPolicy
-from faststream.kafka import KafkaBroker, KafkaRouter
+from faststream.kafka import KafkaRouter
 from faststream.kafka.annotations import KafkaMessage
 from faststream.message import StreamMessage
 from faststream.types import DecodedMessage
@@ -39,9 +40,9 @@ from schemas.topics import Topic
 from services.common.dlq import seal_dead_letter
 from services.common.faults import Backoff, describe, is_transient
 from services.common.kafka_access import partner_topic_pattern
-from services.common.period_keys import open_reports
+from services.common.period_keys import KEYS, open_reports, period_of
 from services.common.runtime import Runtime, pause
-from services.common.settings import ServiceName, Settings
+from services.common.settings import ServiceName
 from services.common.supervision import fresh_connections
 
 log = logging.getLogger(__name__)
@@ -96,8 +97,7 @@ Handler = Callable[[Sequence[Incoming[T]]], Awaitable[Sequence[Rejected]]]
 
 
 async def dead_letter(
-    broker: KafkaBroker,
-    settings: Settings,
+    rt: Runtime,
     service: ServiceName,
     topic: Topic,
     record: ConsumerRecord[bytes, bytes],
@@ -106,11 +106,16 @@ async def dead_letter(
     kind: str,
     attempts: int,
 ) -> None:
-    """Publish ``record`` sealed to ``<topic>.dlq``; the why travels in x-dlq-* headers (the
-    reason sealed too: it may quote the record). Neither goes to the log."""
+    """Publish ``record`` sealed with the day's period key to ``<topic>.dlq``; the why travels
+    in x-dlq-* headers (the reason sealed too: it may quote the record). Neither goes to the
+    log."""
+    broker, settings = rt.broker, rt.settings
+    async with rt.pool.acquire() as conn:
+        key = await KEYS.current(conn, period_of(datetime.now(UTC)))
     value, headers = seal_dead_letter(
         record.value or b"",
         record.headers or (),
+        key=key,
         reason=reason,
         kind=kind,
         service=service,
@@ -162,7 +167,7 @@ def batch_consumer(
     retry_delay: float = 0.5,
 ) -> None:
     """Subscribe ``handle`` to ``topic`` in the service's consumer group, in batches."""
-    broker, settings = rt.broker, rt.settings
+    settings = rt.settings
     attempts_allowed = settings.dlq_max_attempts
     waiting = WAITING.labels(service, topic.name)
 
@@ -190,9 +195,7 @@ def batch_consumer(
         backoff = Backoff(cap=settings.infra_retry_max_seconds)
         while True:
             try:
-                await dead_letter(
-                    broker, settings, service, topic, record, reason=reason, kind=kind, attempts=n
-                )
+                await dead_letter(rt, service, topic, record, reason=reason, kind=kind, attempts=n)
                 return
             except Exception as exc:
                 if not is_transient(exc):

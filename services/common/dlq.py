@@ -3,12 +3,13 @@ once the cause is fixed (``veilig dlq …``, services/common/dlq_cli.py).
 
 A consumer moves a record it cannot process to ``<topic>.dlq`` with the why in ``x-dlq-*``
 headers (services/common/consumer.py, :func:`seal_dead_letter`). The dead letter's value is the
-original record (its value and its headers) sealed with the PII key, and the reason is sealed
-too (it may quote the value): a dead-letter topic keeps its records for 90 days, and personal
-data must not lie there in the clear (docs/decisions/0010). Its headers carry no content: the
-kind, service, source topic, partition and offset, attempts and ``x-dlq-sealed``. ``show`` and
-``replay`` open it (replay publishes the original); records written before sealing, or by hand,
-are read as they are.
+original record (its value and its headers) sealed with the period key of the day it was
+dead-lettered (services/common/period_keys.py), and the reason is sealed too (it may quote the
+value): a dead-letter topic keeps its records for 90 days, personal data must not lie there in
+the clear, and the purge shreds a day's dead letters with the day's key (docs/decisions/0010).
+Its headers carry no content: the kind, service, source topic, partition and offset, attempts
+and ``x-dlq-sealed``. ``show`` and ``replay`` open it (replay publishes the original); records
+written before sealing, or by hand, are read as they are.
 
 This module reads a dead-letter topic with a plain consumer without a group (assigned
 partitions, read from an offset up to the end offsets taken at the start, then stopped: it
@@ -32,29 +33,36 @@ import getpass
 import json
 import os
 import re
+import uuid
 import zlib
 from base64 import b64decode, b64encode
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
+from cryptography.fernet import Fernet
 
 from schemas.topics import MAIN_TOPICS, Topic
 from services.common import pii
 from services.common.kafka_access import partner_topic_pattern
 from services.common.kafka_security import client_options
 from services.common.migrations import MigrationError, load_migrations, migrate
+from services.common.period_keys import KEYS, PeriodKey
 from services.common.settings import Settings
 
 SCHEMA = "ops"
 MIGRATIONS = Path(__file__).parent / "ops_migrations"
 DLQ_HEADER_PREFIX = "x-dlq-"
-SEALED = "x-dlq-sealed"  # the value and the reason are sealed with the PII key ("pii")
+# The value and the reason are sealed with a period key ("period:<key id>"); before period
+# keys, with the PII key ("pii").
+SEALED = "x-dlq-sealed"
+PERIOD_SEALED = "period:"
 REASON = "x-dlq-reason"
 REPLAYED_FROM = "x-replayed-from"
 STALL_SECONDS = 30.0  # no progress reading a partition for this long is an error
@@ -110,6 +118,7 @@ def seal_dead_letter(
     value: bytes,
     headers: Iterable[tuple[str, bytes]],
     *,
+    key: PeriodKey,
     reason: str,
     kind: str,
     service: str,
@@ -119,13 +128,15 @@ def seal_dead_letter(
     """The value and headers of the dead letter of a record (``value``, ``headers``) from
     ``source`` (topic, partition, offset): the original sealed, the why beside it.
 
-    Sealed is the original's headers as one JSON line, then its value as it was, compressed
-    (sealing adds a third, and a dead letter must fit where its record did)."""
+    Sealed, with the period key ``key`` (the purge shreds it with its day), is the original's
+    headers as one JSON line, then its value as it was, compressed (sealing adds a third, and a
+    dead letter must fit where its record did)."""
     head = json.dumps({"headers": [[k, b64encode(v).decode()] for k, v in headers]})
     topic, partition, offset = source
-    return pii.seal_bytes(zlib.compress(head.encode() + b"\n" + value)), {
-        SEALED: "pii",
-        REASON: pii.seal(reason[:2000]),
+    box = Fernet(key.key)
+    return box.encrypt(zlib.compress(head.encode() + b"\n" + value)), {
+        SEALED: f"{PERIOD_SEALED}{key.key_id}",
+        REASON: box.encrypt(reason[:2000].encode()).decode(),
         "x-dlq-kind": kind,
         "x-dlq-service": service,
         "x-dlq-source-topic": topic,
@@ -135,16 +146,55 @@ def seal_dead_letter(
     }
 
 
+def _period_key_id(sealed: str | None) -> uuid.UUID | None:
+    if sealed is None or not sealed.startswith(PERIOD_SEALED):
+        return None
+    try:
+        return uuid.UUID(sealed.removeprefix(PERIOD_SEALED))
+    except ValueError:
+        return None
+
+
+def _open(sealed: str, token: bytes) -> bytes:
+    """``token`` of a dead letter marked ``sealed``: with the PII key (``pii``, before period
+    keys) or with its period key, which must be loaded (:func:`load_keys`)."""
+    key_id = _period_key_id(sealed)
+    if key_id is None:
+        return pii.open_bytes(token)
+    opened = KEYS.open(key_id, token.decode())
+    if opened is None:
+        raise pii.SealError(f"period key {key_id} is destroyed or unknown here")
+    return opened
+
+
 def reason_of(headers: Iterable[tuple[str, bytes]]) -> str | None:
     """Why a dead letter is there (its ``x-dlq-reason``, opened when sealed), or None."""
     found = dict(headers)
     reason = text_of(found.get(REASON))
-    if reason is None or SEALED not in found:
+    sealed = text_of(found.get(SEALED))
+    if reason is None or sealed is None:
         return reason
     try:
-        return pii.open_sealed(reason)
+        return _open(sealed, reason.encode()).decode()
     except pii.SealError:
-        return "(sealed with a PII key that is not configured here)"
+        return "(sealed with a key that is gone or not configured here)"
+
+
+class HasHeaders(Protocol):
+    @property
+    def headers(self) -> Sequence[tuple[str, bytes]]: ...
+
+
+async def load_keys(settings: Settings, records: Iterable[HasHeaders]) -> None:
+    """Read the period keys that sealed the dead letters ``records`` (a :class:`DlqRecord` or a
+    consumer's record); none needed, no database asked."""
+    key_ids = {k for r in records if (k := _period_key_id(text_of(dict(r.headers).get(SEALED))))}
+    if key_ids:
+        conn = await connect_ops(settings)
+        try:
+            await KEYS.load(conn, key_ids)
+        finally:
+            await conn.close()
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +216,19 @@ class DlqRecord:
     key: bytes | None
     value: bytes
     headers: tuple[tuple[str, bytes], ...]
+
+    @classmethod
+    def of(cls, record: ConsumerRecord[bytes, bytes]) -> DlqRecord:
+        """A record as a consumer read it from a dead-letter topic."""
+        return cls(
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            timestamp_ms=record.timestamp,
+            key=record.key,
+            value=record.value or b"",
+            headers=tuple(record.headers or ()),
+        )
 
     def header(self, name: str) -> str | None:
         """The last value of header ``name`` as text, or None."""
@@ -200,14 +263,15 @@ class DlqRecord:
             )
             return Original(self.value, kept)
         try:
-            head, _, value = zlib.decompress(pii.open_bytes(self.value)).partition(b"\n")
+            opened = _open(self.header(SEALED) or "", self.value)
+            head, _, value = zlib.decompress(opened).partition(b"\n")
             headers = json.loads(head)["headers"]
             return Original(value, tuple((k, b64decode(v)) for k, v in headers))
         except pii.SealError as exc:
             raise DlqError(
-                f"{self.origin} is sealed with a PII key that is not configured here (PII_KEYS "
-                "or PII_KEY_FILE): set the platform's keys, or the key was dropped and its "
-                "content is gone"
+                f"{self.origin} cannot be opened ({exc}): its period key was destroyed by the "
+                "personal-data purge and its content is gone, or this host lacks the platform's "
+                "PII keys (PII_KEYS or PII_KEY_FILE)"
             ) from exc
         except (zlib.error, ValueError, KeyError, TypeError) as exc:
             raise DlqError(f"{self.origin} is marked sealed but is not a sealed record") from exc
@@ -353,15 +417,7 @@ class DlqReader:
                 for record in batch:
                     position = record.offset + 1
                     if start <= record.offset < end:
-                        yield DlqRecord(
-                            topic=record.topic,
-                            partition=record.partition,
-                            offset=record.offset,
-                            timestamp_ms=record.timestamp,
-                            key=record.key,
-                            value=record.value or b"",
-                            headers=tuple(record.headers or ()),
-                        )
+                        yield DlqRecord.of(record)
                 # Offsets may have gaps (transaction markers): the position says how far we are.
                 position = max(position, await self.consumer.position(tp))
                 if position < end and loop.time() > stalled_at:
@@ -424,14 +480,17 @@ async def list_records(
                 records.append(record)
                 if limit is not None and len(records) >= limit:
                     break
-        return records, total
+    await load_keys(settings, records)
+    return records, total
 
 
 async def show_record(
     settings: Settings, topic: Topic, offset: int, partition: int | None = None
 ) -> DlqRecord:
     async with open_dlq(settings, topic) as reader:
-        return await reader.record_at(offset, partition)
+        record = await reader.record_at(offset, partition)
+    await load_keys(settings, [record])
+    return record
 
 
 # --- replaying -------------------------------------------------------------------------------
@@ -528,6 +587,7 @@ async def plan_replay(
         records = [r async for r in reader.records(partition=partition, from_offset=from_offset)]
         dlq_topic = reader.topic
     targets = [_target(record, settings, topic) for record in records]
+    await load_keys(settings, records)
     for record in records:
         record.original()  # every record opens, or nothing is sent
     named = sorted(set(targets)) or [settings.topic(topic.name)]

@@ -30,7 +30,7 @@ from aiokafka.errors import KafkaError
 from prometheus_client import Counter, Gauge
 
 from schemas.envelope import encode
-from schemas.events import Event
+from schemas.events import Event, IncidentReported
 from schemas.topics import INCIDENT_URGENT
 from services.common.faults import Backoff, describe, is_transient
 from services.common.kafka_security import client_options
@@ -73,6 +73,9 @@ def event_message(
 ) -> OutgoingMessage:
     """An event as an outbox row for its topic (with this deployment's topic prefix), or with
     ``lane`` its copy for the urgent lane, published ahead of everything else."""
+    if type(event) is IncidentReported:
+        # Kafka cannot forget: a report goes there with its personal part sealed (decision 0010).
+        raise TypeError("a report is published sealed: period_keys.seal_report() first")
     encoded = encode(event, traceparent=traceparent, tracestate=tracestate)
     return OutgoingMessage(
         topic=settings.topic(INCIDENT_URGENT.name if lane else encoded.topic),

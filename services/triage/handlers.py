@@ -41,6 +41,7 @@ from services.common.consumer import (
 )
 from services.common.observability import incident_id_var, record_traceparent, span_from
 from services.common.outbox import OutgoingMessage, claim, enqueue, event_message
+from services.common.period_keys import KEYS, period_of, seal_report
 from services.common.runtime import Runtime
 from services.common.settings import Settings
 from services.triage import store
@@ -79,19 +80,22 @@ class Outgoing:
         (notify needs both), also take the urgent lane."""
         self.lane_report = report
 
-    def messages(self) -> list[OutgoingMessage]:
+    async def messages(self, conn: asyncpg.Connection) -> list[OutgoingMessage]:
         messages = [
             event_message(self.settings, e, traceparent=self.traceparent) for e in self.events
         ]
         if self.lane_report is not None:
+            # The report goes on Kafka sealed again, with the key of the day it was received.
+            report = self.lane_report
+            key = await KEYS.current(conn, period_of(report.recorded_at))
             messages += [
                 event_message(self.settings, e, traceparent=self.traceparent, lane=True)
-                for e in (self.lane_report, *self.events)
+                for e in (seal_report(report, key), *self.events)
             ]
         return messages
 
     async def flush(self, conn: asyncpg.Connection) -> None:
-        await enqueue(conn, self.messages())
+        await enqueue(conn, await self.messages(conn))
 
 
 async def merge_and_raise(
@@ -179,7 +183,7 @@ async def on_reports(
                     out.add(event)
                 if decided.lane_report is not None:
                     out.urgent(decided.lane_report)
-                messages += out.messages()
+                messages += await out.messages(conn)
         finally:
             incident_id_var.reset(token)
     return messages
@@ -283,7 +287,7 @@ async def _on_other(
                 await on_acknowledged(conn, out, event)
             elif isinstance(event, IncidentWithdrawalRequested):
                 await on_withdrawal_requested(conn, out, event)
-            return out.messages()
+            return await out.messages(conn)
     finally:
         incident_id_var.reset(token)
 

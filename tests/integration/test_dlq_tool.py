@@ -140,7 +140,7 @@ async def test_a_dead_lettered_submission_is_found_fixed_replayed_once_and_audit
         on_the_topic = dead.value + b"".join(k.encode() + v for k, v in dead.headers)
         for personal in (DESCRIPTION, "vuurwerk", external_id, "trace-7", *CONTACT.values()):
             assert personal.encode() not in on_the_topic, personal
-        assert header(dead, "x-dlq-sealed") == "pii"
+        assert (header(dead, "x-dlq-sealed") or "").startswith("period:")
 
         # 2. The engineer lists the dead-letter topic and sees why.
         (row,) = (await cli("dlq", "list", "incident-submissions", "--json")).json()

@@ -17,7 +17,7 @@ from prometheus_client import REGISTRY
 from schemas.envelope import decode, encode
 from schemas.events import IncidentReportedSealed, IncidentTriaged, Recipient
 from schemas.topics import INCIDENT_EVENTS, INCIDENT_SUBMISSIONS
-from services.common.dlq import reason_of
+from services.common.dlq import load_keys, reason_of
 from services.common.period_keys import open_reports
 from services.common.settings import Settings
 from services.intake import partners
@@ -291,6 +291,7 @@ async def test_kafka_submissions_valid_ones_are_accepted_invalid_ones_dead_lette
         settings.topic(INCIDENT_SUBMISSIONS.dlq),
         until=lambda records: len(records) >= 3,
     )
+    await load_keys(settings, dlq)  # the day's key, to open the sealed reasons
     reasons = {r.key: (header(r, "x-dlq-kind"), reason_of(r.headers)) for r in dlq}
     assert reasons[b"K-0"][0] == "invalid-json"
     assert reasons[b"K-1"][0] == "invalid-report"
@@ -339,6 +340,7 @@ async def test_a_record_of_100000_nested_brackets_is_dead_lettered_and_intake_go
     )
     assert [r.key for r in dlq] == [b"DEEP-1"]
     assert header(dlq[0], "x-dlq-kind") == "invalid-json"
+    await load_keys(settings, dlq)
     assert "nested too deeply" in (reason_of(dlq[0].headers) or "")
     conn = await asyncpg.connect(
         settings.database_url.get_secret_value(), server_settings={"search_path": "intake"}

@@ -2,8 +2,10 @@
 database: two reports with contact details, a description and an exact point; one erased on
 request (`veilig privacy erase`), the other by the retention purge with the clock moved a year
 on. Afterwards no table of any service holds their contact, text or coordinates (nor a sealed
-token that opens to them), the erasures are audited and on incident-events, analytics still
-counts both incidents, and webhooks still deliver (a cancel that carries none of it).
+token that opens to them); no record of any topic or dead-letter topic, read with a real
+consumer, holds them in the clear, and the period keys that sealed them there are destroyed
+(crypto-shredding); the erasures are audited and on incident-events, analytics still counts
+both incidents, and webhooks still deliver (a cancel that carries none of it).
 
 Intake, triage, notify and analytics run in this process, as in test_programme.
 """
@@ -20,14 +22,19 @@ from uuid import UUID
 
 import asyncpg
 import pytest
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from typer.testing import CliRunner
 
 from schemas.envelope import decode
-from schemas.events import IncidentPersonalDataErased
+from schemas.events import IncidentPersonalDataErased, IncidentReported, IncidentReportedSealed
 from schemas.topics import INCIDENT_EVENTS
 from services.analytics.service import SPEC as ANALYTICS
+from services.common.dlq import DlqRecord, load_keys
+from services.common.kafka_security import client_options
+from services.common.period_keys import PeriodKeys, open_report
 from services.common.pii import SealError, open_sealed
 from services.common.settings import Settings, get_settings
+from services.common.topics import connect_admin
 from services.notify.webhooks import generate_secret
 from services.triage import privacy
 from services.triage.actions import Actor
@@ -39,10 +46,11 @@ from tests.integration.test_programme import (  # noqa: F401
     programme,
     receiver,
 )
-from tests.support import eventually, header, read_topic, running
+from tests.support import eventually, header, produce, read_topic, running
 
 pytestmark = pytest.mark.integration
 
+REPORTED_V1 = IncidentReported.ce_type.encode()  # without the rest of its envelope: poison
 OFFICER = Actor("cli:privacy-officer", "operator")
 
 WIJKAGENT = "politie.wijkagent.{wijk}"  # every wijk's wijkagent, one endpoint
@@ -99,6 +107,65 @@ def _tokens(text: str) -> list[str]:
     return found
 
 
+async def every_record(settings: Settings) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every record of every topic of this deployment, dead-letter topics too, read to the end
+    with a plain consumer."""
+    admin = await connect_admin(settings)
+    try:
+        names = [
+            t
+            for t in await admin.list_topics()
+            if t.startswith(settings.topic_prefix) and not t.startswith("__")
+        ]
+        described = await admin.describe_topics(names)
+    finally:
+        await admin.close()
+    parts = [TopicPartition(t["topic"], p["partition"]) for t in described for p in t["partitions"]]
+    consumer = AIOKafkaConsumer(**client_options(settings), enable_auto_commit=False)
+    await consumer.start()
+    try:
+        consumer.assign(parts)
+        await consumer.seek_to_beginning(*parts)
+        ends = await consumer.end_offsets(parts)
+        records: list[ConsumerRecord[bytes, bytes]] = []
+        deadline = asyncio.get_running_loop().time() + 30
+        while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
+            assert asyncio.get_running_loop().time() < deadline, "topics not read to the end"
+            for batch in (await consumer.getmany(timeout_ms=500)).values():
+                records.extend(batch)
+        return records
+    finally:
+        await consumer.stop()
+
+
+def as_text(record: ConsumerRecord[bytes, bytes]) -> str:
+    raw = (record.value or b"") + b" ".join(v for _, v in record.headers or ())
+    return raw.decode("utf-8", errors="replace")
+
+
+def sealed_reports(
+    records: list[ConsumerRecord[bytes, bytes]], ids: list[UUID]
+) -> list[IncidentReportedSealed]:
+    """The incidents' reports as they lie on the topics (each lane has its copy)."""
+    return [
+        e
+        for r in records
+        if header(r, "ce_type") == IncidentReportedSealed.ce_type
+        and isinstance(e := decode(r.headers, r.value), IncidentReportedSealed)
+        and e.incident_id in ids
+    ]
+
+
+def sealing_keys(records: list[ConsumerRecord[bytes, bytes]], ids: list[UUID]) -> set[UUID]:
+    """The period keys that sealed the incidents' reports and the dead letters on the topics."""
+    keys = {e.personal_sealed.key_id for e in sealed_reports(records, ids)}
+    for r in records:
+        sealed = header(r, "x-dlq-sealed") or ""
+        if sealed.startswith("period:"):
+            keys.add(UUID(sealed.removeprefix("period:")))
+    return keys
+
+
 async def test_personal_data_ends_while_counts_and_deliveries_go_on(
     settings: Settings,
     receiver: Receiver,  # noqa: F811
@@ -129,6 +196,27 @@ async def test_personal_data_ends_while_counts_and_deliveries_go_on(
             await eventually(counted, within=30)
             facts_before = await _facts(conn, ids)
 
+            # A copy of the report that no consumer can take: every consumer dead-letters it,
+            # so the dead-letter topic holds the personal data too (sealed).
+            dead_letters = settings.topic(INCIDENT_EVENTS.dlq)
+            poison = json.dumps({"description": TEXT, "reporter": CONTACT, **GROTE_MARKT})
+            await produce(
+                settings,
+                settings.topic(INCIDENT_EVENTS.name),
+                [(str(purged).encode(), poison.encode(), [("ce_type", REPORTED_V1)])],
+            )
+            await read_topic(settings, dead_letters, until=lambda rs: len(rs) >= 1)
+
+            # On Kafka it was all there, sealed: who has the day's key reads it.
+            before = await every_record(settings)
+            today = PeriodKeys()
+            await today.load(conn, sealing_keys(before, ids))
+            reports = [open_report(e, today) for e in sealed_reports(before, ids)]
+            assert len(reports) >= 2 and all(e.description == TEXT for e in reports)
+            dead = [r for r in before if r.topic == dead_letters]
+            await load_keys(settings, dead)
+            assert dead and all(TEXT.encode() in DlqRecord.of(r).original().value for r in dead)
+
             # Right to erasure, from the command line, for one report.
             for name, value in {
                 "DATABASE_URL": settings.database_url.get_secret_value(),
@@ -156,7 +244,7 @@ async def test_personal_data_ends_while_counts_and_deliveries_go_on(
                 is None
             )
             run = await privacy.purge(conn, settings, OFFICER, a_year_on)
-            assert run.erased == 1
+            assert run.erased == 1 and run.keys_destroyed >= 1
             again = await privacy.purge(conn, settings, OFFICER, a_year_on)
             assert again.erased == 0
 
@@ -217,6 +305,31 @@ async def test_personal_data_ends_while_counts_and_deliveries_go_on(
             for value in PERSONAL:
                 assert not readable(value, stored), f"{value!r} is still readable in the database"
             assert await _facts(conn, ids) == facts_before
+
+            # Every topic and dead-letter topic, read with a real consumer: nothing personal
+            # in the clear, and every key that sealed it there is destroyed, so nobody with
+            # the database and the platform's keys can open it any more.
+            after = await every_record(settings)
+            assert len(after) >= len(before)
+            for record in after:
+                if record.value == poison.encode():
+                    continue  # the test wrote it in the clear, not the platform
+                for value in [*PERSONAL, TEXT]:
+                    assert not readable(value, as_text(record)), (record.topic, value)
+            sealed_with = sealing_keys(after, ids)
+            assert sealed_with >= sealing_keys(before, ids)
+            now = PeriodKeys()
+            await now.load(conn, sealed_with)
+            assert [k for k in sealed_with if now.key(k) is not None] == []
+            copies = sealed_reports(after, ids)
+            assert len(copies) >= len(reports)  # the urgent lane holds copies too
+            for copy in copies:
+                opened = open_report(copy, now)
+                assert (opened.description, opened.location.lat, opened.reporter_sealed) == (
+                    "",
+                    None,
+                    None,
+                )
         finally:
             await conn.close()
 

@@ -3,7 +3,11 @@ the one-line errors for what is missing or unreachable."""
 
 from __future__ import annotations
 
+import time
+import uuid
+import zlib
 from collections.abc import Iterator
+from datetime import date
 
 import pytest
 from cryptography.fernet import Fernet
@@ -20,16 +24,29 @@ from services.common.dlq import (
     resolve_topic,
     seal_dead_letter,
 )
+from services.common.period_keys import KEYS, PeriodKey
 from services.common.settings import Settings, get_settings
 
 ORIGIN = "p.incident-events.dlq/2/17"
 CONTACT = b'{"reporter":{"name":"Anna de Vries","phone":"06-12345678"},"description":"Kees"}'
 
 
+KEY = PeriodKey(uuid.uuid4(), date(2026, 12, 2), Fernet.generate_key())
+
+
+@pytest.fixture(autouse=True)
+def period_key() -> Iterator[None]:
+    """The day's key as :func:`services.common.dlq.load_keys` would have loaded it."""
+    KEYS._cache[KEY.key_id] = (KEY.key, time.monotonic())
+    yield
+    KEYS._cache.pop(KEY.key_id, None)
+
+
 def _dead_letter(value: bytes, headers: list[tuple[str, bytes]], reason: str) -> DlqRecord:
     sealed, why = seal_dead_letter(
         value,
         headers,
+        key=KEY,
         reason=reason,
         kind="invalid-report",
         service="intake",
@@ -54,7 +71,7 @@ def test_a_dead_letter_is_sealed_and_its_headers_carry_no_content() -> None:
     visible = record.value + b"".join(k.encode() + v for k, v in record.headers)
     for content in (b"Anna", b"06-12345678", b"Kees", b"input_value", b"x-partner-trace"):
         assert content not in visible
-    assert record.header("x-dlq-sealed") == "pii"
+    assert record.header("x-dlq-sealed") == f"period:{KEY.key_id}"
     assert {k for k, _ in record.headers} == {
         "x-dlq-sealed",
         "x-dlq-reason",
@@ -65,7 +82,7 @@ def test_a_dead_letter_is_sealed_and_its_headers_carry_no_content() -> None:
         "x-dlq-source-offset",
         "x-dlq-attempts",
     }
-    # Opened by whoever has the PII keys: the record exactly as it was, the reason as it was.
+    # Opened by whoever has the day's key: the record exactly as it was, the reason as it was.
     opened = record.original()
     assert (opened.value, list(opened.headers)) == (CONTACT, original)
     assert record.reason == reason == reason_of(record.headers)
@@ -76,16 +93,33 @@ def test_a_dead_letter_is_sealed_and_its_headers_carry_no_content() -> None:
     assert replay_headers(opened.headers, record.origin)[:2] == original
 
 
-def test_a_dead_letter_whose_key_was_dropped_cannot_be_opened(
+def test_a_dead_letter_whose_period_key_was_destroyed_cannot_be_opened() -> None:
+    record = _dead_letter(CONTACT, [], "boom")
+    KEYS._cache[KEY.key_id] = (None, time.monotonic())  # the purge destroyed the day's key
+    with pytest.raises(DlqError, match=f"period key {KEY.key_id} is destroyed"):
+        record.original()
+    assert record.reason == "(sealed with a key that is gone or not configured here)"
+
+
+def test_a_dead_letter_sealed_with_the_pii_key_still_opens_until_that_key_is_dropped(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    record = _dead_letter(CONTACT, [], "boom")
+    record = DlqRecord(
+        topic="p.incident-events.dlq",
+        partition=0,
+        offset=4,
+        timestamp_ms=1_790_000_000_000,
+        key=None,
+        value=pii.seal_bytes(zlib.compress(b'{"headers": []}\n' + CONTACT)),
+        headers=(("x-dlq-sealed", b"pii"), ("x-dlq-reason", pii.seal("boom").encode())),
+    )
+    assert (record.original().value, record.reason) == (CONTACT, "boom")
     monkeypatch.setenv("PII_KEYS", Fernet.generate_key().decode())  # the old key dropped
     pii._forget_keys()
     try:
-        with pytest.raises(DlqError, match="sealed with a PII key that is not configured here"):
+        with pytest.raises(DlqError, match="cannot be opened"):
             record.original()
-        assert record.reason == "(sealed with a PII key that is not configured here)"
+        assert record.reason == "(sealed with a key that is gone or not configured here)"
     finally:
         monkeypatch.undo()
         pii._forget_keys()
