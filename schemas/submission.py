@@ -51,8 +51,9 @@ def _recent(moment: datetime) -> datetime:
     return moment
 
 
-TEXT = r"\S"
-"""Text holds something besides white space (which is stripped): said in the schema too."""
+TEXT = r"^[^\u0000]*[^\u0000\s][^\u0000]*$"
+"""Text holds something besides white space (which is stripped), and no NUL character (which
+PostgreSQL cannot store): said in the schema too."""
 
 
 class Strict(BaseModel):

@@ -10,6 +10,14 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 RUN_DIR=${RUN_DIR:-$ROOT/.run}
 KAFKA_PORT=${KAFKA_PORT:-9092}
 KAFKA_CONTROLLER_PORT=${KAFKA_CONTROLLER_PORT:-$((KAFKA_PORT + 1))}
+# TLS where a certificate is configured: PEM certificate (chain) and its private key. The
+# SASL_SSL listener binds KAFKA_TLS_HOST (all interfaces by default: it is the one other hosts
+# use) and is advertised as KAFKA_TLS_ADVERTISED_HOST, a name the certificate carries.
+KAFKA_TLS_CERT_FILE=${KAFKA_TLS_CERT_FILE:-}
+KAFKA_TLS_KEY_FILE=${KAFKA_TLS_KEY_FILE:-}
+KAFKA_TLS_PORT=${KAFKA_TLS_PORT:-$((KAFKA_PORT + 2))}
+KAFKA_TLS_HOST=${KAFKA_TLS_HOST:-0.0.0.0}
+KAFKA_TLS_ADVERTISED_HOST=${KAFKA_TLS_ADVERTISED_HOST:-localhost}
 KAFKA_HEAP_OPTS=${KAFKA_HEAP_OPTS:--Xms256m -Xmx768m}
 KAFKA_START_TIMEOUT=${KAFKA_START_TIMEOUT:-90}
 LIBS=${KAFKA_LIBS_DIR:-$ROOT/.run/kafka-libs}
@@ -24,6 +32,28 @@ POM=$ROOT/deploy/kafka/pom.xml
 
 log() { printf 'kafka: %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
+
+# The configured certificate and key as a PKCS#12 key store (what every JVM reads) with a
+# random password, owner-only, and the SASL_SSL listener's settings.
+tls_keystore() {
+  local dir=$HOME_DIR/tls password
+  (umask 077; mkdir -p "$dir"; secret >"$dir/keystore.password")
+  password=$(cat "$dir/keystore.password")
+  (umask 077; openssl pkcs12 -export -in "$KAFKA_TLS_CERT_FILE" -inkey "$KAFKA_TLS_KEY_FILE" \
+    -name kafka -out "$dir/keystore.p12" -passout "file:$dir/keystore.password" 2>"$LOG_DIR/tls.log") \
+    || { cat "$LOG_DIR/tls.log" >&2; die "the TLS certificate and key could not be made into a key store"; }
+  cat >>"$HOME_DIR/server.properties" <<EOF
+
+# TLS for the SASL_SSL listener (kafka.sh, from KAFKA_TLS_CERT_FILE and KAFKA_TLS_KEY_FILE).
+ssl.keystore.type=PKCS12
+ssl.keystore.location=$dir/keystore.p12
+ssl.keystore.password=$password
+ssl.key.password=$password
+ssl.client.auth=none
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+EOF
+  log "TLS: SASL_SSL on $KAFKA_TLS_HOST:$KAFKA_TLS_PORT (advertised as $KAFKA_TLS_ADVERTISED_HOST)"
+}
 
 running() { [ -f "$PID_FILE" ] && kill -0 "$(cat "$PID_FILE")" 2>/dev/null; }
 
@@ -71,10 +101,20 @@ up() {
   local admin_password controller_password
   admin_password=$(cat "$CREDENTIALS/veilig-admin")
   controller_password=$(cat "$CREDENTIALS/.controller")
+  local tls_listener="" tls_advertised=""
+  if [ -n "$KAFKA_TLS_CERT_FILE$KAFKA_TLS_KEY_FILE" ]; then
+    [ -r "$KAFKA_TLS_CERT_FILE" ] && [ -r "$KAFKA_TLS_KEY_FILE" ] \
+      || die "KAFKA_TLS_CERT_FILE and KAFKA_TLS_KEY_FILE must both name readable PEM files"
+    port_busy "$KAFKA_TLS_PORT" && die "TLS port $KAFKA_TLS_PORT is already taken; set KAFKA_TLS_PORT"
+    tls_listener=",SASL_SSL://$KAFKA_TLS_HOST:$KAFKA_TLS_PORT"
+    tls_advertised=",SASL_SSL://$KAFKA_TLS_ADVERTISED_HOST:$KAFKA_TLS_PORT"
+  fi
   (umask 077; sed -e "s|@KAFKA_PORT@|$KAFKA_PORT|g" -e "s|@CONTROLLER_PORT@|$KAFKA_CONTROLLER_PORT|g" \
     -e "s|@DATA_DIR@|$DATA_DIR|g" -e "s|@ADMIN_PASSWORD@|$admin_password|g" \
     -e "s|@CONTROLLER_PASSWORD@|$controller_password|g" \
+    -e "s|@TLS_LISTENER@|$tls_listener|g" -e "s|@TLS_ADVERTISED@|$tls_advertised|g" \
     "$ROOT/deploy/kafka/server.properties.in" >"$HOME_DIR/server.properties")
+  [ -z "$tls_listener" ] || tls_keystore
   if [ ! -f "$DATA_DIR/meta.properties" ]; then
     local cluster_id
     cluster_id=$("${JAVA[@]}" kafka.tools.StorageTool random-uuid 2>"$LOG_DIR/format.log" | tail -n 1) \

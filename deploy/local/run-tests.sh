@@ -22,7 +22,18 @@ if [ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ]; then
   deploy/local/kafka.sh down >/dev/null 2>&1
   rm -rf "$RUN_DIR/kafka"
   own_kafka=1
+  # TLS where a certificate is configured: the test broker has one (self-signed, made here),
+  # so tests/integration/test_kafka_security.py signs in over SASL_SSL too.
+  tls=$RUN_DIR/tls
+  mkdir -p "$tls"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost \
+    -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+    -keyout "$tls/broker.key" -out "$tls/broker.crt" 2>"$tls/openssl.log" \
+    || { cat "$tls/openssl.log" >&2; exit 1; }
+  export KAFKA_TLS_CERT_FILE=$tls/broker.crt KAFKA_TLS_KEY_FILE=$tls/broker.key
+  export KAFKA_TLS_HOST=127.0.0.1 KAFKA_TLS_PORT=${TEST_KAFKA_TLS_PORT:-$((KAFKA_PORT + 2))}
   deploy/local/kafka.sh up || exit 1
+  export TEST_KAFKA_TLS_BOOTSTRAP=localhost:$KAFKA_TLS_PORT TEST_KAFKA_TLS_CAFILE=$tls/broker.crt
   export KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$KAFKA_PORT
   # The tests and the services they start sign in as the broker's administrator; the tests
   # of access (tests/integration/test_kafka_security.py) make and use the other principals.

@@ -2,9 +2,39 @@
 
 from __future__ import annotations
 
+import re
+from datetime import date, datetime
+from typing import Annotated
+
+from pydantic import AwareDatetime, BeforeValidator
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.common.problems import Problem, problem_response
+
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
+_FULL_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _written_as(pattern: re.Pattern[str], what: str) -> BeforeValidator:
+    # pydantic would also take a number (seconds since 1970) or other spellings; the OpenAPI
+    # document says RFC 3339, and a client generated from it must not learn otherwise.
+    def check(value: object) -> object:
+        if isinstance(value, date | datetime):
+            return value
+        if not isinstance(value, str) or not pattern.fullmatch(value):
+            raise ValueError(f"must be {what}")
+        return value
+
+    return BeforeValidator(check)
+
+
+Rfc3339 = Annotated[
+    AwareDatetime,
+    _written_as(_RFC3339, "an RFC 3339 date-time with offset, e.g. 2026-11-24T10:00:00+01:00"),
+]
+"""A moment as the APIs take it: RFC 3339 text with an offset, nothing else."""
+FullDate = Annotated[date, _written_as(_FULL_DATE, "a date as YYYY-MM-DD")]
+"""A day as the APIs take it: RFC 3339 full-date text, nothing else."""
 
 
 class BodySizeLimit:

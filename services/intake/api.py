@@ -4,26 +4,25 @@
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
 from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import AwareDatetime, ValidationError
+from pydantic import ValidationError
 
 from schemas.submission import IncidentSubmission
+from services.common.http import Rfc3339
 from services.common.observability import current_traceparent
 from services.common.problems import PROBLEM, FieldError, Problem, field_errors
 from services.common.runtime import Runtime, runtime
 from services.intake.feedback import (
-    AHEAD,
     CURSOR_PATTERN,
     MAX_CURSOR,
     MAX_PAGE,
     BadCursor,
     PublicStatus,
-    bounded_moment,
+    clamped_moment,
     decode_cursor,
     encode_cursor,
     list_reports,
@@ -236,10 +235,10 @@ async def list_incidents(
         PublicStatus | None, Query(description="Only reports whose public status is this.")
     ] = None,
     since: Annotated[
-        AwareDatetime | None,
+        Rfc3339 | None,
         Query(
             description="Only reports that changed at or after this moment (RFC 3339 with "
-            "offset; not in the future)."
+            "offset); one before 2000 means from the beginning, one in the future finds none."
         ),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Reports per page.")] = 50,
@@ -259,10 +258,7 @@ async def list_incidents(
     poll with the `updated_at` of the last report seen."""
     require(partner, "incidents:read")
     if since is not None:
-        try:
-            since = bounded_moment("since", since, datetime.now(UTC) + AHEAD)
-        except ValueError as exc:
-            raise _invalid("since", str(exc).removeprefix("since ")) from None
+        since = clamped_moment(since)
     try:
         after = decode_cursor(cursor) if cursor is not None else None
     except BadCursor as exc:

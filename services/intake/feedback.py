@@ -178,6 +178,15 @@ def bounded_moment(name: str, moment: datetime, latest: datetime) -> datetime:
     return moment
 
 
+def clamped_moment(moment: datetime) -> datetime:
+    """``moment`` in UTC, no earlier than 2000: for a lower bound of a filter (``since``), where
+    a moment before 2000 means from the beginning and one in the future finds nothing."""
+    try:
+        return max(moment.astimezone(UTC), EARLIEST)
+    except OverflowError:  # year 1 at +01:00, year 9999 at -05:00
+        return EARLIEST if moment.year < EARLIEST.year else datetime.max.replace(tzinfo=UTC)
+
+
 @dataclass(frozen=True, slots=True)
 class Window:
     """The received-at window of an Open311 listing: [start, end)."""

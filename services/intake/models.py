@@ -8,6 +8,8 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from schemas.submission import TEXT
+
 
 class Accepted(BaseModel):
     incident_id: UUID
@@ -74,8 +76,7 @@ class IncidentPage(BaseModel):
 class WithdrawalRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    # \S: something besides white space, which is stripped (the document says so too).
-    reason: Annotated[str, StringConstraints(min_length=1, max_length=1000, pattern=r"\S")] = Field(
+    reason: Annotated[str, StringConstraints(min_length=1, max_length=1000, pattern=TEXT)] = Field(
         description="Why the report is withdrawn (told to the responders who saw it).",
         examples=["Per ongeluk dubbel gemeld"],
     )

@@ -16,7 +16,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Query
 from pydantic import AwareDatetime, BaseModel, Field
 
-from schemas.events import CategoryCode, Recipient, RecipientCode, Reporter
+from schemas.events import CategoryCode, Recipient, Reporter
 from schemas.taxonomy import Priority
 from services.common.pii import SealError, open_sealed
 from services.common.problems import PROBLEM, Problem
@@ -148,8 +148,13 @@ class RevealContact(BaseModel):
 
 
 class Acknowledge(BaseModel):
-    recipient: RecipientCode | None = Field(
-        default=None, description="On behalf of which recipient; default: the first one."
+    # A plain string: whether it is one of the incident's recipients is the action's question
+    # (422 naming them), asked once the incident is found (404 otherwise).
+    recipient: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=100,
+        description="On behalf of which of the incident's recipients; default: the first one.",
     )
 
 

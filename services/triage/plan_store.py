@@ -33,7 +33,7 @@ from services.common.settings import Settings
 from services.common.supervision import Loop
 from services.triage.actions import Actor
 from services.triage.decide import Triage
-from services.triage.plans import PlanError, SafetyPlan, SafetyPlans
+from services.triage.plans import NoPlan, PlanConflict, SafetyPlan, SafetyPlans
 
 CHANNEL = "triage_safety_plans"
 RELOAD_SECONDS = 10.0
@@ -152,11 +152,11 @@ async def end_plan(
             "SELECT * FROM safety_plans WHERE wijk_code = $1 FOR UPDATE", wijk_code
         )
         if row is None:
-            raise PlanError(f"{wijk_code} has no safety plan")
+            raise NoPlan(f"{wijk_code} has no safety plan")
         if row["ends_on"] is not None and row["ends_on"] < today():
-            raise PlanError(f"the plan of {wijk_code} ended on {row['ends_on']}")
+            raise PlanConflict(f"the plan of {wijk_code} ended on {row['ends_on']}")
         if last_day < row["starts_on"]:
-            raise PlanError(
+            raise PlanConflict(
                 f"the plan of {wijk_code} starts on {row['starts_on']}, after {last_day}"
             )
         version = row["version"] + 1

@@ -28,6 +28,14 @@ class PlanError(ValueError):
     """A plan change that cannot be made; the text says why."""
 
 
+class NoPlan(PlanError):
+    """The wijk has no plan to change."""
+
+
+class PlanConflict(PlanError):
+    """The change does not fit the plan as it stands (ended already, starts later)."""
+
+
 def _plannable(code: str) -> str:
     try:
         category = taxonomy().category(code)

@@ -141,7 +141,7 @@ MATRIX: dict[ServiceName, dict[str, Row]] = {
         },
         "GET /v1/safety-plans": staff(200),
         "PUT /v1/safety-plans/{wijk_code}": staff(422, "admin"),
-        "POST /v1/safety-plans/{wijk_code}/end": staff(422, "admin"),
+        "POST /v1/safety-plans/{wijk_code}/end": staff(404, "admin"),
         "GET /v1/zorgsignalen": staff(200),
         # The console: its pages need a session (a bearer token is not one), its API a session
         # or a token; signing in takes the token in the body, from this site only.

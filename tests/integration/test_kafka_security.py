@@ -151,6 +151,43 @@ async def test_an_unauthenticated_client_can_neither_produce_nor_consume(
         assert await fetched(topics, name) == [], name
 
 
+async def test_over_tls_a_client_signs_in_trusting_the_ca_and_is_refused_otherwise(
+    topics: Settings, tmp_path: Path
+) -> None:
+    """The broker's SASL_SSL listener (kafka.sh, with the certificate run-tests.sh made): the
+    services' own settings (KAFKA_SECURITY_PROTOCOL=SASL_SSL, KAFKA_SSL_CAFILE) reach it."""
+    bootstrap = os.environ.get("TEST_KAFKA_TLS_BOOTSTRAP")
+    if not bootstrap:
+        pytest.skip("the broker was not started by deploy/local/run-tests.sh (no TLS listener)")
+    over_tls = topics.model_copy(
+        update={
+            "kafka_bootstrap_servers": bootstrap,
+            "kafka_security_protocol": "SASL_SSL",
+            "kafka_ssl_cafile": Path(os.environ["TEST_KAFKA_TLS_CAFILE"]),
+        }
+    )
+    topic = topics.topic(INCIDENT_EVENTS.name)
+    await asyncio.wait_for(produced(over_tls, topic, b"over tls"), timeout=30)
+    assert b"over tls" in [r.value for r in await fetched(over_tls, topic)]
+    # The TLS port without TLS, TLS trusting another CA, and TLS with a wrong password.
+    stranger_ca = tmp_path / "other-ca.crt"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+         "/CN=localhost", "-keyout", str(tmp_path / "other.key"), "-out", str(stranger_ca)],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    refused = [
+        over_tls.model_copy(update={"kafka_security_protocol": "SASL_PLAINTEXT"}),
+        over_tls.model_copy(update={"kafka_ssl_cafile": stranger_ca}),
+        kafka_security.signed_in_as(over_tls, "veilig-admin", "not-the-password"),
+    ]
+    for settings in refused:
+        with pytest.raises(KafkaConnectionError):
+            await asyncio.wait_for(produced(settings, topic, b"refused"), timeout=30)
+    assert [r.value for r in await fetched(topics, topic)].count(b"refused") == 0
+
+
 async def test_a_partner_writes_its_own_topic_only_and_reads_nothing(topics: Settings) -> None:
     code, other = f"p{uuid.uuid4().hex[:6]}", f"q{uuid.uuid4().hex[:6]}"
     password = await enable_partner(topics, code, produce_quota(600))

@@ -442,8 +442,6 @@ async def test_a_partner_follows_its_own_reports_and_sees_only_public_status_and
             ({"limit": 201}, "limit"),
             ({"status": "gesloten"}, "status"),
             ({"since": "2026-11-24T10:00:00"}, "since"),
-            ({"since": "2999-01-01T00:00:00+01:00"}, "since"),
-            ({"since": "0001-01-01T00:00:00+01:00"}, "since"),
             ({"cursor": "bm90LWEtY3Vyc29y"}, "cursor"),
             ({"cursor": "not a cursor!"}, "cursor"),
             ({"cursor": "x" * 201}, "cursor"),
@@ -455,6 +453,13 @@ async def test_a_partner_follows_its_own_reports_and_sees_only_public_status_and
             assert bad.headers["content-type"] == "application/problem+json"
             assert [e["field"] for e in bad.json()["errors"]] == [field], bad.json()
         assert (await stage.intake.get("/v1/incidents")).status_code == 401
+        # A lower bound before 2000 means from the beginning, one in the future finds nothing.
+        for since, found in (("0001-01-01T00:00:00+01:00", 1), ("9999-12-31T23:00:00-05:00", 0)):
+            page = await stage.intake.get(
+                "/v1/incidents", params={"since": since}, headers=stage.auth("mendel-college")
+            )
+            assert page.status_code == 200, page.text
+            assert len(page.json()["items"]) == found, (since, page.json())
 
         # Open311: a civic app lists its own requests, GeoReport v2 style.
         key = stage.keys["wijkapp"]

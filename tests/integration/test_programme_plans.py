@@ -193,6 +193,18 @@ async def test_a_wijks_safety_plan_raises_its_priorities_live_and_shows_in_the_w
         )
         assert ended.status_code == 200, ended.text
         assert ended.json()["version"] == 2
+        # Ending it again conflicts with the plan as it stands; a wijk without a plan has none.
+        for wijk, status in ((MEERWIJK, 409), ("WK039201", 404)):
+            again = await stage.triage.post(f"/v1/safety-plans/{wijk}/end", json={}, headers=admin)
+            assert again.status_code == status, again.text
+            assert again.headers["content-type"] == "application/problem+json"
+        numeric = await stage.triage.put(
+            f"/v1/safety-plans/{MEERWIJK}",
+            json={"categories": ["jeugdoverlast"], "starts_on": 0, "adopted_by": "x",
+                  "adopted_on": str(today)},
+            headers=admin,
+        )  # fmt: skip
+        assert numeric.status_code == 422  # a date is YYYY-MM-DD, not seconds since 1970
         # Happening now: an hour ago may still be yesterday, when the plan ran (after midnight).
         after = await triaged(settings, await youth_report(stage, "BU03922103", hours_ago=0))
         assert after.priority == "P3"

@@ -20,6 +20,7 @@ from services.intake.feedback import (
     BadCursor,
     Position,
     bounded_moment,
+    clamped_moment,
     decode_cursor,
     encode_cursor,
     open311_window,
@@ -77,6 +78,17 @@ def test_dates_are_bounded() -> None:
     ):
         with pytest.raises(ValueError, match=reason):
             bounded_moment("since", moment, NOW)
+
+
+def test_a_lower_bound_is_clamped_from_2000_on() -> None:
+    plus_one, minus_five = timezone(timedelta(hours=1)), timezone(timedelta(hours=-5))
+    assert clamped_moment(datetime(2026, 11, 24, 10, tzinfo=plus_one)) == datetime(
+        2026, 11, 24, 9, tzinfo=UTC
+    )
+    assert clamped_moment(datetime(1999, 12, 31, tzinfo=UTC)) == datetime(2000, 1, 1, tzinfo=UTC)
+    assert clamped_moment(datetime(1, 1, 1, tzinfo=plus_one)) == datetime(2000, 1, 1, tzinfo=UTC)
+    far = clamped_moment(datetime(9999, 12, 31, 23, tzinfo=minus_five))
+    assert far == datetime.max.replace(tzinfo=UTC)
 
 
 def test_the_open311_window_defaults_to_the_last_90_days() -> None:
