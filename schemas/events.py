@@ -363,13 +363,14 @@ class IncidentReported(IncidentEvent):
 
 
 class SealedPersonal(Body):
-    """The personal part of a report, sealed with the key of its period (docs/decisions/0010):
-    once the purge destroys that key, it is unreadable wherever it was copied."""
+    """The personal part of a report, sealed with a key of the report's own, which the platform
+    keeps wrapped with the key of its period (docs/decisions/0010): once an erasure deletes the
+    report's key or the purge destroys the period's, it is unreadable wherever it was copied."""
 
     key_id: UUID
-    """The period key that sealed it (``ops.period_keys``)."""
+    """The period key that wraps the report's key (``ops.period_keys``, ``ops.report_keys``)."""
     period: date
-    """The key's period: the UTC day the platform received the report."""
+    """The period key's period: the UTC day the platform received the report."""
     ciphertext: str = Field(min_length=1, max_length=60_000, json_schema_extra=FULL_PERSONAL)
     """Fernet token of the JSON object of the report's ``description``, ``location``,
     ``flags``, ``attributes`` and ``reporter_sealed`` as they were."""

@@ -30,10 +30,11 @@ if [ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ]; then
     -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
     -keyout "$tls/broker.key" -out "$tls/broker.crt" 2>"$tls/openssl.log" \
     || { cat "$tls/openssl.log" >&2; exit 1; }
-  export KAFKA_TLS_CERT_FILE=$tls/broker.crt KAFKA_TLS_KEY_FILE=$tls/broker.key
-  export KAFKA_TLS_HOST=127.0.0.1 KAFKA_TLS_PORT=${TEST_KAFKA_TLS_PORT:-$((KAFKA_PORT + 2))}
-  deploy/local/kafka.sh up || exit 1
-  export TEST_KAFKA_TLS_BOOTSTRAP=localhost:$KAFKA_TLS_PORT TEST_KAFKA_TLS_CAFILE=$tls/broker.crt
+  # Only for this broker: a `make up` a test starts (test_clone_anywhere) must not take them.
+  tls_port=${TEST_KAFKA_TLS_PORT:-$((KAFKA_PORT + 2))}
+  KAFKA_TLS_CERT_FILE=$tls/broker.crt KAFKA_TLS_KEY_FILE=$tls/broker.key KAFKA_TLS_HOST=127.0.0.1 \
+    KAFKA_TLS_PORT=$tls_port deploy/local/kafka.sh up || exit 1
+  export TEST_KAFKA_TLS_BOOTSTRAP=localhost:$tls_port TEST_KAFKA_TLS_CAFILE=$tls/broker.crt
   export KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$KAFKA_PORT
   # The tests and the services they start sign in as the broker's administrator; the tests
   # of access (tests/integration/test_kafka_security.py) make and use the other principals.

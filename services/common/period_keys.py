@@ -1,11 +1,14 @@
-"""Keys per period: how personal data on Kafka comes to an end (docs/decisions/0010).
+"""Keys per period and per report: how personal data on Kafka comes to an end
+(docs/decisions/0010).
 
-A log record cannot be edited, so what is personal in it travels sealed with the key of its
-*period*, one UTC day: the personal part of a report (``incident.reported.v2``,
-:class:`schemas.events.SealedPersonal`) and every dead letter (services/common/dlq.py). Keys
-live in PostgreSQL (``ops.period_keys``, each sealed with the PII key); the purge destroys every
-key whose day ended more than the retention period ago (:func:`destroy_keys`), and from then on
-what it sealed, in any topic, dead letter, backup or consumer, is unreadable.
+A log record cannot be edited, so what is personal in it travels sealed. Every dead letter
+(services/common/dlq.py) is sealed with the key of its *period*, one UTC day. The personal part
+of a report (``incident.reported.v2``, :class:`schemas.events.SealedPersonal`) is sealed with a
+key of the report's own, kept in ``ops.report_keys`` wrapped with the day's key. Period keys
+live in ``ops.period_keys``, each sealed with the PII key. Erasing one report deletes its key
+(:func:`forget_reports`); the purge destroys every period key whose day ended more than the
+retention period ago (:func:`destroy_keys`). Either way, what the key sealed, in any topic,
+dead letter, backup or consumer, is unreadable from then on.
 
 Opening a report whose key is gone gives the report as the purge leaves it
 (:func:`schemas.erasure.erase_report`): the clear part of the event is already that form.
@@ -20,7 +23,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -132,30 +135,114 @@ KEYS = PeriodKeys()
 # --- reports ---------------------------------------------------------------------------------
 
 
-def seal_report(report: IncidentReported, key: PeriodKey) -> IncidentReportedSealed:
+@dataclass(frozen=True, slots=True)
+class ReportKey:
+    """A report's own key, and the period key that wraps it in ``ops.report_keys``."""
+
+    period_key: PeriodKey
+    key: bytes
+
+
+async def new_report_keys(
+    conn: asyncpg.Connection, period_key: PeriodKey, incident_ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, ReportKey]:
+    """A key for each new report, kept wrapped with ``period_key`` (caller's transaction)."""
+    made = {i: ReportKey(period_key, Fernet.generate_key()) for i in incident_ids}
+    wrap = Fernet(period_key.key)
+    await conn.execute(
+        "INSERT INTO ops.report_keys (incident_id, key_id, key_wrapped) "
+        "SELECT i, $2, w FROM unnest($1::uuid[], $3::text[]) AS u(i, w)",
+        list(made),
+        period_key.key_id,
+        [wrap.encrypt(k.key).decode() for k in made.values()],
+    )
+    return made
+
+
+async def report_keys(
+    conn: Connection, incident_ids: Iterable[uuid.UUID], keys: PeriodKeys = KEYS
+) -> dict[uuid.UUID, bytes]:
+    """The keys of the reports of ``incident_ids`` that can still be opened: not erased, and
+    their day's key not destroyed."""
+    rows = await conn.fetch(
+        "SELECT incident_id, key_id, key_wrapped FROM ops.report_keys "
+        "WHERE incident_id = ANY($1::uuid[])",
+        list(set(incident_ids)),
+    )
+    await keys.load(conn, (r["key_id"] for r in rows))
+    found = {}
+    for row in rows:
+        unwrapped = keys.open(row["key_id"], row["key_wrapped"])
+        if unwrapped is not None:
+            found[row["incident_id"]] = unwrapped
+    return found
+
+
+async def report_key(
+    conn: asyncpg.Connection, incident_id: uuid.UUID, keys: PeriodKeys = KEYS
+) -> ReportKey | None:
+    """The report's key with the period key that wraps it; None once either is gone."""
+    row = await conn.fetchrow(
+        "SELECT r.key_id, r.key_wrapped, p.period FROM ops.report_keys AS r "
+        "JOIN ops.period_keys AS p USING (key_id) WHERE r.incident_id = $1",
+        incident_id,
+    )
+    if row is None:
+        return None
+    await keys.load(conn, [row["key_id"]])
+    period_key, own = keys.key(row["key_id"]), keys.open(row["key_id"], row["key_wrapped"])
+    if period_key is None or own is None:
+        return None
+    return ReportKey(PeriodKey(row["key_id"], row["period"], period_key), own)
+
+
+async def sealed_again(
+    conn: asyncpg.Connection, report: IncidentReported
+) -> IncidentReportedSealed:
+    """A report the platform holds opened, sealed for Kafka again with its own key. A report
+    whose key is gone is erased already: it goes as erased, under a key nobody keeps."""
+    key = await report_key(conn, report.incident_id)
+    if key is None:
+        nobodys = PeriodKey(uuid.uuid4(), period_of(report.recorded_at), Fernet.generate_key())
+        return seal_report(erase_report(report), ReportKey(nobodys, Fernet.generate_key()))
+    return seal_report(report, key)
+
+
+async def forget_reports(conn: asyncpg.Connection, incident_ids: Iterable[uuid.UUID]) -> int:
+    """Delete the reports' keys: every sealed copy of them is unreadable from now on."""
+    done = await conn.execute(
+        "DELETE FROM ops.report_keys WHERE incident_id = ANY($1::uuid[])", list(incident_ids)
+    )
+    return int(done.split()[-1])
+
+
+def seal_report(report: IncidentReported, key: ReportKey) -> IncidentReportedSealed:
     """``report`` as it goes on Kafka: what :func:`erase_report` keeps in the clear, the whole
-    personal part sealed with ``key``."""
+    personal part sealed with the report's ``key``."""
     personal = report.model_dump(mode="json", include=set(PERSONAL_FIELDS))
     clear = erase_report(report).model_dump(exclude={"schema_version"})
     return IncidentReportedSealed(
         **clear,
         personal_sealed=SealedPersonal(
-            key_id=key.key_id,
-            period=key.period,
+            key_id=key.period_key.key_id,
+            period=key.period_key.period,
             ciphertext=Fernet(key.key).encrypt(json.dumps(personal).encode()).decode(),
         ),
     )
 
 
-def open_report(event: IncidentReported, keys: PeriodKeys = KEYS) -> IncidentReported:
-    """The report in ``event`` with its personal part, or as erased when its key is gone
-    (the keys of sealed reports must be :meth:`PeriodKeys.load`-ed first)."""
+def open_report(event: IncidentReported, found: Mapping[uuid.UUID, bytes]) -> IncidentReported:
+    """The report in ``event`` with its personal part, or as erased when its key is gone;
+    ``found`` holds the report keys that exist (:func:`report_keys`)."""
     if not isinstance(event, IncidentReportedSealed):
         return event
     data: dict[str, Any] = event.model_dump(exclude={"personal_sealed", "schema_version"})
-    sealed = event.personal_sealed
-    opened = keys.open(sealed.key_id, sealed.ciphertext)
-    if opened is not None:
+    key = found.get(event.incident_id)
+    if key is not None:
+        try:
+            opened = Fernet(key).decrypt(event.personal_sealed.ciphertext.encode())
+        except InvalidToken as exc:
+            raise pii.SealError(f"report {event.incident_id} does not open with its key") from exc
         data.update(json.loads(opened))
     return IncidentReported.model_validate(data)
 
@@ -163,27 +250,31 @@ def open_report(event: IncidentReported, keys: PeriodKeys = KEYS) -> IncidentRep
 async def open_reports(conn: Connection, events: Iterable[Any]) -> list[Any]:
     """``events`` with every sealed report opened (other events as they are)."""
     events = list(events)
-    await KEYS.load(
-        conn, (e.personal_sealed.key_id for e in events if isinstance(e, IncidentReportedSealed))
-    )
-    return [open_report(e) for e in events]
+    sealed = [e.incident_id for e in events if isinstance(e, IncidentReportedSealed)]
+    found = await report_keys(conn, sealed) if sealed else {}
+    return [open_report(e, found) for e in events]
 
 
 # --- the purge -------------------------------------------------------------------------------
 
 
 async def destroy_keys(conn: asyncpg.Connection, before: date, *, dry_run: bool = False) -> int:
-    """Destroy the live keys of the periods before ``before``; the number destroyed (with
-    ``dry_run`` the number that would be)."""
+    """Destroy the live keys of the periods before ``before`` (and the report keys they wrap);
+    the number destroyed (with ``dry_run`` the number that would be)."""
     if dry_run:
         count = await conn.fetchval(
             "SELECT count(*) FROM ops.period_keys WHERE period < $1 AND destroyed_at IS NULL",
             before,
         )
         return int(count)
-    done = await conn.execute(
-        "UPDATE ops.period_keys SET key_sealed = NULL, destroyed_at = now() "
-        "WHERE period < $1 AND destroyed_at IS NULL",
-        before,
-    )
-    return int(done.split()[-1])
+    async with conn.transaction():
+        destroyed = await conn.fetch(
+            "UPDATE ops.period_keys SET key_sealed = NULL, destroyed_at = now() "
+            "WHERE period < $1 AND destroyed_at IS NULL RETURNING key_id",
+            before,
+        )
+        await conn.execute(
+            "DELETE FROM ops.report_keys WHERE key_id = ANY($1::uuid[])",
+            [r["key_id"] for r in destroyed],
+        )
+    return len(destroyed)

@@ -28,7 +28,7 @@ from schemas.urgency import may_be_urgent
 from services.common.groupcommit import GroupCommit
 from services.common.observability import current_traceparent
 from services.common.outbox import enqueue, event_message
-from services.common.period_keys import KEYS, period_of, seal_report
+from services.common.period_keys import KEYS, new_report_keys, period_of, seal_report
 from services.common.pii import seal
 from services.common.settings import Settings
 from services.intake.partners import Partner
@@ -173,14 +173,16 @@ async def accept(
                 "VALUES ($1, $2, 'received', NULL)",
                 [(e.incident_id, now) for e in fresh],
             )
-            # On Kafka the personal part travels sealed with the key of the day (decision 0010).
-            key = await KEYS.current(conn, period_of(now))
+            # On Kafka the personal part travels sealed with a key of the report's own, kept
+            # wrapped with the day's key (decision 0010).
+            day = await KEYS.current(conn, period_of(now))
+            own = await new_report_keys(conn, day, [e.incident_id for e in fresh])
             await enqueue(
                 conn,
                 [
                     event_message(
                         settings,
-                        seal_report(e, key),
+                        seal_report(e, own[e.incident_id]),
                         traceparent=trace_of[e.incident_id],
                         lane=lane,
                     )

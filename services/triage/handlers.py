@@ -41,7 +41,7 @@ from services.common.consumer import (
 )
 from services.common.observability import incident_id_var, record_traceparent, span_from
 from services.common.outbox import OutgoingMessage, claim, enqueue, event_message
-from services.common.period_keys import KEYS, period_of, seal_report
+from services.common.period_keys import sealed_again
 from services.common.runtime import Runtime
 from services.common.settings import Settings
 from services.triage import store
@@ -85,12 +85,11 @@ class Outgoing:
             event_message(self.settings, e, traceparent=self.traceparent) for e in self.events
         ]
         if self.lane_report is not None:
-            # The report goes on Kafka sealed again, with the key of the day it was received.
-            report = self.lane_report
-            key = await KEYS.current(conn, period_of(report.recorded_at))
+            # The report goes on Kafka sealed again, with its own key.
+            report = await sealed_again(conn, self.lane_report)
             messages += [
                 event_message(self.settings, e, traceparent=self.traceparent, lane=True)
-                for e in (seal_report(report, key), *self.events)
+                for e in (report, *self.events)
             ]
         return messages
 

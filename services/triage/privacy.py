@@ -27,7 +27,7 @@ import asyncpg
 from schemas.erasure import erase_report
 from schemas.events import IncidentPersonalDataErased
 from services.common.outbox import enqueue, event_message
-from services.common.period_keys import destroy_keys, period_of
+from services.common.period_keys import destroy_keys, forget_reports, period_of
 from services.common.runtime import Runtime
 from services.common.settings import Settings
 from services.common.supervision import Loop, wait_beating
@@ -84,6 +84,8 @@ async def _erase_locked(
         reports,
         now,
     )
+    # Their copies on Kafka: unreadable once their keys are gone.
+    await forget_reports(conn, ids)
     # A zorgsignaal's spot is the exact location of the reports that made it.
     await conn.execute(
         "UPDATE zorg_signals SET lat = NULL, lon = NULL, address_key = NULL "

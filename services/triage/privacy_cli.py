@@ -33,7 +33,11 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def _with_db(action: Callable[[asyncpg.Connection], Awaitable[R]]) -> R:
-    return run_in_schema("triage", MIGRATIONS, action, user_errors=(privacy.NoSuchIncident,))
+    async def with_keys(conn: asyncpg.Connection) -> R:
+        await dlq.ensure_schema(conn)  # the period and report keys live in the ops schema
+        return await action(conn)
+
+    return run_in_schema("triage", MIGRATIONS, with_keys, user_errors=(privacy.NoSuchIncident,))
 
 
 def _operator() -> Actor:
@@ -49,11 +53,9 @@ def purge(
     """Erase the personal data of every report past PERSONAL_DATA_RETENTION_DAYS."""
     settings = get_settings()
 
-    async def action(conn: asyncpg.Connection) -> privacy.PurgeRun:
-        await dlq.ensure_schema(conn)  # the period keys
-        return await privacy.purge(conn, settings, _operator(), datetime.now(UTC), dry_run=dry_run)
-
-    run = _with_db(action)
+    run = _with_db(
+        lambda conn: privacy.purge(conn, settings, _operator(), datetime.now(UTC), dry_run=dry_run)
+    )
     verb = "would be" if run.dry_run else "were"
     console.print(
         f"reports received before {run.cutoff:%Y-%m-%d %H:%M} UTC "

@@ -31,7 +31,7 @@ from schemas.topics import INCIDENT_EVENTS
 from services.analytics.service import SPEC as ANALYTICS
 from services.common.dlq import DlqRecord, load_keys
 from services.common.kafka_security import client_options
-from services.common.period_keys import PeriodKeys, open_report
+from services.common.period_keys import PeriodKeys, open_report, report_keys
 from services.common.pii import SealError, open_sealed
 from services.common.settings import Settings, get_settings
 from services.common.topics import connect_admin
@@ -209,9 +209,8 @@ async def test_personal_data_ends_while_counts_and_deliveries_go_on(
 
             # On Kafka it was all there, sealed: who has the day's key reads it.
             before = await every_record(settings)
-            today = PeriodKeys()
-            await today.load(conn, sealing_keys(before, ids))
-            reports = [open_report(e, today) for e in sealed_reports(before, ids)]
+            found = await report_keys(conn, ids, PeriodKeys())
+            reports = [open_report(e, found) for e in sealed_reports(before, ids)]
             assert len(reports) >= 2 and all(e.description == TEXT for e in reports)
             dead = [r for r in before if r.topic == dead_letters]
             await load_keys(settings, dead)
@@ -231,6 +230,14 @@ async def test_personal_data_ends_while_counts_and_deliveries_go_on(
             finally:
                 get_settings.cache_clear()
             assert cli.exit_code == 0, cli.output
+            # On Kafka at once: the erased report's own key is gone, the other still opens.
+            found = await report_keys(conn, ids, PeriodKeys())
+            assert set(found) == {purged}
+            opened = {
+                (e.incident_id, open_report(e, found).description)
+                for e in sealed_reports(await every_record(settings), ids)
+            }
+            assert opened == {(purged, TEXT), (erased, "")}
 
             # A year on, the purge: a dry run counts, then the real one erases the other.
             await conn.execute("SET search_path = triage")
@@ -321,11 +328,13 @@ async def test_personal_data_ends_while_counts_and_deliveries_go_on(
             now = PeriodKeys()
             await now.load(conn, sealed_with)
             assert [k for k in sealed_with if now.key(k) is not None] == []
+            found = await report_keys(conn, ids, now)
+            assert found == {}
             copies = sealed_reports(after, ids)
             assert len(copies) >= len(reports)  # the urgent lane holds copies too
             for copy in copies:
-                opened = open_report(copy, now)
-                assert (opened.description, opened.location.lat, opened.reporter_sealed) == (
+                report = open_report(copy, found)
+                assert (report.description, report.location.lat, report.reporter_sealed) == (
                     "",
                     None,
                     None,
