@@ -8,24 +8,29 @@ with :func:`erase_report`: no service keeps a field list of its own.
 
 from __future__ import annotations
 
+from typing import Any
+
 from schemas.events import IncidentReported
+
+
+def erased(data: dict[str, Any]) -> dict[str, Any]:
+    """The fields of a report (``model_dump()``) without its personal data."""
+    where = data["location"]
+    # A point without coordinates is not a point any more: what is left is the buurt.
+    resolution = where["resolution"]
+    if resolution == "point":
+        resolution = "buurt" if where["buurt_code"] else "none"
+    return {
+        **data,
+        "description": "",
+        "reporter_sealed": None,
+        "reporter": None,
+        "attributes": {},
+        "location": {**where, "lat": None, "lon": None, "address": None, "resolution": resolution},
+        "flags": {**data["flags"], "victim_role": None},
+    }
 
 
 def erase_report(report: IncidentReported) -> IncidentReported:
     """``report`` without its personal data; erasing twice changes nothing."""
-    where = report.location
-    # A point without coordinates is not a point any more: what is left is the buurt.
-    resolution = where.resolution
-    if resolution == "point":
-        resolution = "buurt" if where.buurt_code else "none"
-    data = report.model_dump()
-    data.update(
-        description="",
-        reporter_sealed=None,
-        reporter=None,
-        attributes={},
-        location={**data["location"], "lat": None, "lon": None, "address": None},
-        flags={**data["flags"], "victim_role": None},
-    )
-    data["location"]["resolution"] = resolution
-    return IncidentReported.model_validate(data)
+    return IncidentReported.model_validate(erased(report.model_dump()))

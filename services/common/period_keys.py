@@ -31,7 +31,7 @@ from typing import Any
 import asyncpg
 from cryptography.fernet import Fernet, InvalidToken
 
-from schemas.erasure import erase_report
+from schemas.erasure import erase_report, erased
 from schemas.events import IncidentReported, IncidentReportedSealed, SealedPersonal
 from services.common import pii
 
@@ -219,8 +219,10 @@ async def forget_reports(conn: asyncpg.Connection, incident_ids: Iterable[uuid.U
 def seal_report(report: IncidentReported, key: ReportKey) -> IncidentReportedSealed:
     """``report`` as it goes on Kafka: what :func:`erase_report` keeps in the clear, the whole
     personal part sealed with the report's ``key``."""
-    personal = report.model_dump(mode="json", include=set(PERSONAL_FIELDS))
-    clear = erase_report(report).model_dump(exclude={"schema_version"})
+    data = report.model_dump()  # what these fields hold is JSON already (no dates, no ids)
+    personal = {name: data[name] for name in PERSONAL_FIELDS}
+    clear = erased(data)
+    del clear["schema_version"]
     return IncidentReportedSealed(
         **clear,
         personal_sealed=SealedPersonal(
