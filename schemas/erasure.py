@@ -12,6 +12,10 @@ from typing import Any
 
 from schemas.events import IncidentReported
 
+PERSONAL_FIELDS = ("description", "location", "flags", "attributes", "reporter_sealed")
+"""The fields of a report with something personal in them: on Kafka their whole value travels
+sealed (services/common/period_keys.py), beside what :func:`erased` leaves of them."""
+
 
 def erased(data: dict[str, Any]) -> dict[str, Any]:
     """The fields of a report (``model_dump()``) without its personal data."""

@@ -31,14 +31,11 @@ from typing import Any
 import asyncpg
 from cryptography.fernet import Fernet, InvalidToken
 
-from schemas.erasure import erase_report, erased
+from schemas.erasure import PERSONAL_FIELDS, erase_report, erased
 from schemas.events import IncidentReported, IncidentReportedSealed, SealedPersonal
 from services.common import pii
 
 CACHE_SECONDS = 300.0
-PERSONAL_FIELDS = ("description", "location", "flags", "attributes", "reporter_sealed")
-"""The fields of a report whose whole value travels sealed; their clear copies on the wire are
-what :func:`erase_report` leaves of them."""
 
 Connection = asyncpg.Connection | asyncpg.Pool
 
@@ -161,39 +158,22 @@ async def new_report_keys(
 
 async def report_keys(
     conn: Connection, incident_ids: Iterable[uuid.UUID], keys: PeriodKeys = KEYS
-) -> dict[uuid.UUID, bytes]:
-    """The keys of the reports of ``incident_ids`` that can still be opened: not erased, and
-    their day's key not destroyed."""
+) -> dict[uuid.UUID, ReportKey]:
+    """The keys of the reports of ``incident_ids`` that can still be opened (not erased, and
+    their day's key not destroyed), each with the period key that wraps it."""
     rows = await conn.fetch(
-        "SELECT incident_id, key_id, key_wrapped FROM ops.report_keys "
-        "WHERE incident_id = ANY($1::uuid[])",
+        "SELECT r.incident_id, r.key_id, r.key_wrapped, p.period FROM ops.report_keys AS r "
+        "JOIN ops.period_keys AS p USING (key_id) WHERE r.incident_id = ANY($1::uuid[])",
         list(set(incident_ids)),
     )
     await keys.load(conn, (r["key_id"] for r in rows))
     found = {}
     for row in rows:
-        unwrapped = keys.open(row["key_id"], row["key_wrapped"])
-        if unwrapped is not None:
-            found[row["incident_id"]] = unwrapped
+        period_key, own = keys.key(row["key_id"]), keys.open(row["key_id"], row["key_wrapped"])
+        if period_key is not None and own is not None:
+            wrapping = PeriodKey(row["key_id"], row["period"], period_key)
+            found[row["incident_id"]] = ReportKey(wrapping, own)
     return found
-
-
-async def report_key(
-    conn: asyncpg.Connection, incident_id: uuid.UUID, keys: PeriodKeys = KEYS
-) -> ReportKey | None:
-    """The report's key with the period key that wraps it; None once either is gone."""
-    row = await conn.fetchrow(
-        "SELECT r.key_id, r.key_wrapped, p.period FROM ops.report_keys AS r "
-        "JOIN ops.period_keys AS p USING (key_id) WHERE r.incident_id = $1",
-        incident_id,
-    )
-    if row is None:
-        return None
-    await keys.load(conn, [row["key_id"]])
-    period_key, own = keys.key(row["key_id"]), keys.open(row["key_id"], row["key_wrapped"])
-    if period_key is None or own is None:
-        return None
-    return ReportKey(PeriodKey(row["key_id"], row["period"], period_key), own)
 
 
 async def sealed_again(
@@ -201,19 +181,18 @@ async def sealed_again(
 ) -> IncidentReportedSealed:
     """A report the platform holds opened, sealed for Kafka again with its own key. A report
     whose key is gone is erased already: it goes as erased, under a key nobody keeps."""
-    key = await report_key(conn, report.incident_id)
+    key = (await report_keys(conn, [report.incident_id])).get(report.incident_id)
     if key is None:
         nobodys = PeriodKey(uuid.uuid4(), period_of(report.recorded_at), Fernet.generate_key())
         return seal_report(erase_report(report), ReportKey(nobodys, Fernet.generate_key()))
     return seal_report(report, key)
 
 
-async def forget_reports(conn: asyncpg.Connection, incident_ids: Iterable[uuid.UUID]) -> int:
+async def forget_reports(conn: asyncpg.Connection, incident_ids: Iterable[uuid.UUID]) -> None:
     """Delete the reports' keys: every sealed copy of them is unreadable from now on."""
-    done = await conn.execute(
+    await conn.execute(
         "DELETE FROM ops.report_keys WHERE incident_id = ANY($1::uuid[])", list(incident_ids)
     )
-    return int(done.split()[-1])
 
 
 def seal_report(report: IncidentReported, key: ReportKey) -> IncidentReportedSealed:
@@ -233,7 +212,7 @@ def seal_report(report: IncidentReported, key: ReportKey) -> IncidentReportedSea
     )
 
 
-def open_report(event: IncidentReported, found: Mapping[uuid.UUID, bytes]) -> IncidentReported:
+def open_report(event: IncidentReported, found: Mapping[uuid.UUID, ReportKey]) -> IncidentReported:
     """The report in ``event`` with its personal part, or as erased when its key is gone;
     ``found`` holds the report keys that exist (:func:`report_keys`)."""
     if not isinstance(event, IncidentReportedSealed):
@@ -242,7 +221,7 @@ def open_report(event: IncidentReported, found: Mapping[uuid.UUID, bytes]) -> In
     key = found.get(event.incident_id)
     if key is not None:
         try:
-            opened = Fernet(key).decrypt(event.personal_sealed.ciphertext.encode())
+            opened = Fernet(key.key).decrypt(event.personal_sealed.ciphertext.encode())
         except InvalidToken as exc:
             raise pii.SealError(f"report {event.incident_id} does not open with its key") from exc
         data.update(json.loads(opened))

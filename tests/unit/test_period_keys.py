@@ -65,7 +65,7 @@ def test_a_sealed_report_opens_to_itself_through_the_wire(report: IncidentReport
     decoded = decode(message.headers, message.value)
     assert isinstance(decoded, IncidentReportedSealed)
     assert decoded.personal_sealed.key_id == own.period_key.key_id
-    opened = open_report(decoded, {report.incident_id: own.key})
+    opened = open_report(decoded, {report.incident_id: own})
     assert type(opened) is IncidentReported
     assert opened == report
 
@@ -80,7 +80,7 @@ def test_without_its_key_a_report_reads_as_erased(report: IncidentReported) -> N
 def test_a_report_that_does_not_open_with_its_key_is_an_error_not_an_erasure() -> None:
     sealed = seal_report(REPORT, _own())
     with pytest.raises(pii.SealError, match=str(REPORT.incident_id)):
-        open_report(sealed, {REPORT.incident_id: Fernet.generate_key()})
+        open_report(sealed, {REPORT.incident_id: _own()})
 
 
 def test_an_unsealed_report_is_opened_as_it_is() -> None:
