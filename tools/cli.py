@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import signal
@@ -10,6 +11,7 @@ import sys
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
+from urllib.parse import urlsplit
 
 import typer
 from rich.console import Console
@@ -44,13 +46,40 @@ def base_url(settings: Settings) -> str:
 
 SCALED_OUT: tuple[ServiceName, ...] = ("triage", "notify")
 """What ``replicas`` multiplies: the consumers of incident-events, whose partitions the
-instances of one consumer group share."""
+instances of one consumer group share. Their main lanes do the bulk work, at ``BULK_NICE``."""
+LANED: tuple[ServiceName, ...] = ("intake", "triage", "notify")
+"""The services whose urgent lane has a process of its own (intake's relays the lane's rows)."""
 REPLICA_PORT_STEP = 100  # instance n listens on the service's ports + (n - 1) * 100
+URGENT_PORT_STEP = 50  # the urgent lane's process listens on the service's ports + 50
+BULK_NICE = 10
+"""Scheduling niceness of the processes that carry bulk work (the main lanes, analytics):
+when the machine is saturated, the urgent lane's processes get the CPU first (decision 0006)."""
 
 
 def replica_ports(settings: Settings, service: ServiceName, n: int) -> dict[str, str]:
     """The port settings of instance ``n`` (from 2) of ``service``: HTTP and metrics."""
-    step = (n - 1) * REPLICA_PORT_STEP
+    return _shifted_ports(settings, service, (n - 1) * REPLICA_PORT_STEP)
+
+
+def urgent_lane(program: Program, service: ServiceName, port: int, metrics_port: int) -> Program:
+    """The urgent lane's own process beside ``program`` (the service), on ``port`` and
+    ``metrics_port``. From now on ``program`` works the main lane: P1/P2 get a process of
+    their own that no bulk batch in the same event loop can hold up."""
+    program.env["LANE"] = "main"
+    host = urlsplit(program.health_url or "http://127.0.0.1").hostname or "127.0.0.1"
+    return dataclasses.replace(
+        service_program(service, port, host),
+        name=f"{service}-urgent",
+        env={
+            **program.env,
+            "LANE": "urgent",
+            f"{service.upper()}_PORT": str(port),
+            f"{service.upper()}_METRICS_PORT": str(metrics_port),
+        },
+    )
+
+
+def _shifted_ports(settings: Settings, service: ServiceName, step: int) -> dict[str, str]:
     return {
         f"{service.upper()}_PORT": str(settings.port_of(service) + step),
         f"{service.upper()}_METRICS_PORT": str(settings.metrics_port_of(service) + step),
@@ -70,8 +99,9 @@ def service_credentials(settings: Settings, service: ServiceName) -> dict[str, s
 
 
 def platform_programs(settings: Settings, secret: str, replicas: int = 1) -> list[Program]:
-    """The four services and the stand-ins, as `make run` (and `make bench`) supervise them;
-    with ``replicas`` > 1, that many instances of triage and notify in the same groups."""
+    """The four services and the stand-ins, as `make run` (and `make bench`) supervise them:
+    triage and notify each with a process of their own for the urgent lane; with
+    ``replicas`` > 1, that many instances of their main lane in the same groups."""
     programs = []
     for service in SERVICES:
         for n in range(1, (replicas if service in SCALED_OUT else 1) + 1):
@@ -91,7 +121,21 @@ def platform_programs(settings: Settings, secret: str, replicas: int = 1) -> lis
                         "NOTIFY_PUBLIC_BASE_URL": f"http://{settings.http_host}:{port}",
                     }
                 )
+            if service in (*SCALED_OUT, "analytics"):
+                program.nice = BULK_NICE  # dashboards and P4s may lag a burst; fires may not
             programs.append(program)
+            if service in LANED and n == 1:
+                ports = _shifted_ports(settings, service, URGENT_PORT_STEP)
+                programs.append(
+                    urgent_lane(
+                        program,
+                        service,
+                        int(ports[f"{service.upper()}_PORT"]),
+                        int(ports[f"{service.upper()}_METRICS_PORT"]),
+                    )
+                )
+            elif service in LANED:
+                program.env["LANE"] = "main"
     programs.append(
         Program(
             name="standins",

@@ -26,6 +26,8 @@ class Program:
     argv: Sequence[str]
     env: dict[str, str] = field(default_factory=dict)
     health_url: str | None = None
+    nice: int = 0
+    """Added to the scheduling niceness it starts with: bulk work yields the CPU to the rest."""
     restarts: int = 0
     process: asyncio.subprocess.Process | None = None
 
@@ -65,6 +67,7 @@ class Supervisor:
                 # Own process group: Ctrl-C reaches the supervisor, which stops the children
                 # in order instead of all of them dying mid-message at once.
                 start_new_session=True,
+                preexec_fn=(lambda: os.nice(program.nice)) if program.nice else None,
             )
         finally:
             out.close()

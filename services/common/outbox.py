@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import json
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Literal
 from uuid import UUID
 
 import asyncpg
@@ -35,8 +37,8 @@ from schemas.topics import INCIDENT_URGENT
 from services.common.faults import Backoff, describe, is_transient
 from services.common.kafka_security import client_options
 from services.common.runtime import Runtime, pause
-from services.common.settings import Settings
-from services.common.supervision import Loop
+from services.common.settings import Lane, Settings
+from services.common.supervision import Background, Loop
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +53,7 @@ OUTBOX_PUBLISHED = Counter(
 )
 
 BATCH = 500
+URGENT_BATCH = 50  # the lane's batches stay small: each waits for the broker's acknowledgement
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,22 +132,47 @@ async def claim(conn: asyncpg.Connection, event_ids: Sequence[UUID]) -> set[UUID
     return {row["event_id"] for row in rows}
 
 
-def _lock_key(schema: str) -> int:
-    return int.from_bytes(
-        hashlib.sha256(f"relay:{schema}".encode()).digest()[:8], "big", signed=True
-    )
+RelayLane = Literal["main", "urgent"]
+
+
+def _lock_key(schema: str, lane: RelayLane) -> int:
+    name = f"relay:{schema}" if lane == "main" else f"relay:{schema}:urgent"
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
+def relays(lane: Lane) -> list[Background]:
+    """The relays a process of ``lane`` runs: the urgent lane's rows have a relay of their own,
+    so a P1's copy never waits for a batch of the rest to be acknowledged by the broker."""
+    chosen: list[RelayLane] = [
+        *(["main"] if lane != "urgent" else []),
+        *(["urgent"] if lane != "main" else []),
+    ]
+    return [
+        Background(
+            "outbox-relay" if which == "main" else "outbox-relay-urgent",
+            functools.partial(relay, lane=which),
+        )
+        for which in chosen
+    ]
 
 
 async def outbox_lag(rt: Runtime) -> float:
-    """Age in seconds of the oldest unpublished outbox row (0 when the outbox is empty)."""
+    """Age in seconds of the oldest unpublished outbox row this process's relays owe (0 when
+    there is none)."""
+    lane = rt.settings.lane
     age = await rt.pool.fetchval(
-        "SELECT extract(epoch FROM now() - created_at) FROM outbox ORDER BY id LIMIT 1"
+        "SELECT extract(epoch FROM now() - created_at) FROM outbox "
+        "WHERE $1::boolean IS NULL OR urgent = $1 ORDER BY id LIMIT 1",
+        None if lane == "all" else lane == "urgent",
     )
     return float(age or 0.0)
 
 
-async def relay(rt: Runtime, loop: Loop, *, idle_poll_seconds: float = 1.0) -> None:
-    """Publish outbox rows until the service stops: one term of relay leadership.
+async def relay(
+    rt: Runtime, loop: Loop, *, lane: RelayLane = "main", idle_poll_seconds: float = 1.0
+) -> None:
+    """Publish ``lane``'s outbox rows (the urgent lane's copies, or all the others) until the
+    service stops: one term of that relay's leadership.
 
     Leadership is a session-level advisory lock on one connection, and every claim (``FOR
     UPDATE``) and delete runs **on that same connection**: a relay whose connection (and so
@@ -158,6 +186,7 @@ async def relay(rt: Runtime, loop: Loop, *, idle_poll_seconds: float = 1.0) -> N
     errors are waited out here, the producer started anew.
     """
     settings, pool, schema = rt.settings, rt.pool, rt.health.service
+    limit = BATCH if lane == "main" else URGENT_BATCH
     wake = asyncio.Event()
     channel = f"{schema}_outbox"
     producer: AIOKafkaProducer | None = None
@@ -170,7 +199,7 @@ async def relay(rt: Runtime, loop: Loop, *, idle_poll_seconds: float = 1.0) -> N
         await leader.add_listener(channel, on_notify)
         while not rt.stopping.is_set():  # standby until this replica holds the lock
             loop.beat()
-            if await leader.fetchval("SELECT pg_try_advisory_lock($1)", _lock_key(schema)):
+            if await leader.fetchval("SELECT pg_try_advisory_lock($1)", _lock_key(schema, lane)):
                 break
             await pause(rt.stopping, wake, 5.0)
         while not rt.stopping.is_set():
@@ -180,7 +209,7 @@ async def relay(rt: Runtime, loop: Loop, *, idle_poll_seconds: float = 1.0) -> N
                 if producer is None:
                     break
             try:
-                published = await _publish_batch(leader, producer, schema)
+                published = await _publish_batch(leader, producer, schema, lane, limit)
             except KafkaError as exc:
                 log.warning(
                     "outbox relay: Kafka unavailable, retrying",
@@ -190,7 +219,7 @@ async def relay(rt: Runtime, loop: Loop, *, idle_poll_seconds: float = 1.0) -> N
                 producer = None
                 await pause(rt.stopping, None, 2.0)
                 continue
-            if published < BATCH:
+            if published < limit:
                 await _record_backlog(leader, schema)
                 wake.clear()
                 await pause(rt.stopping, wake, idle_poll_seconds)
@@ -235,22 +264,21 @@ async def _start_producer(
 
 
 async def _publish_batch(
-    leader: asyncpg.Connection, producer: AIOKafkaProducer, schema: str
+    leader: asyncpg.Connection,
+    producer: AIOKafkaProducer,
+    schema: str,
+    lane: RelayLane,
+    limit: int,
 ) -> int:
     async with leader.transaction():
-        # The urgent lane first, then everything in id order. Each topic's rows keep their id
-        # order (lane rows go to their own topic), so the order per incident holds on each.
+        # One lane's rows in id order. Lane rows go to a topic of their own, so each topic's
+        # rows are published by one relay in id order: the order per incident holds on each.
         rows = await leader.fetch(
-            "SELECT id, topic, key, headers, value FROM outbox WHERE urgent ORDER BY id "
+            "SELECT id, topic, key, headers, value FROM outbox WHERE urgent = $2 ORDER BY id "
             "LIMIT $1 FOR UPDATE SKIP LOCKED",
-            BATCH,
+            limit,
+            lane == "urgent",
         )
-        if len(rows) < BATCH:
-            rows += await leader.fetch(
-                "SELECT id, topic, key, headers, value FROM outbox WHERE NOT urgent ORDER BY id "
-                "LIMIT $1 FOR UPDATE SKIP LOCKED",
-                BATCH - len(rows),
-            )
         if not rows:
             return 0
         # send() only queues; all futures resolve once the broker acknowledged the batch.

@@ -32,7 +32,7 @@ from services.common.http import BodySizeLimit
 from services.common.kafka import make_broker
 from services.common.migrations import load_migrations, migrate
 from services.common.observability import setup_logging, setup_tracing
-from services.common.outbox import outbox_lag, relay
+from services.common.outbox import outbox_lag, relays
 from services.common.runtime import Runtime
 from services.common.settings import ServiceName, Settings, get_settings
 from services.common.staff import ensure_schema
@@ -108,7 +108,7 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
         for check in parts.lag_checks:
             runtime.health.add_check(check)
         if spec.outbox:
-            background.append(Background("outbox-relay", relay))
+            background += relays(settings.lane)
             runtime.health.add_check(LagCheck("outbox", outbox_lag, settings.outbox_stuck_seconds))
         tasks = [asyncio.create_task(supervise(runtime, b)) for b in background]
         state.update(ready=True, runtime=runtime)

@@ -22,6 +22,10 @@ def comma_separated(value: object) -> object:
 
 
 ServiceName = Literal["intake", "triage", "notify", "analytics"]
+Lane = Literal["all", "main", "urgent"]
+"""Which priority lane a process of triage or notify works (decision 0006): ``urgent`` only
+the P1/P2 lane (its consumer, its deliveries, its outbox rows), ``main`` everything else,
+``all`` both in one process."""
 SERVICES: tuple[ServiceName, ...] = ("intake", "triage", "notify", "analytics")
 
 
@@ -126,6 +130,13 @@ class Settings(BaseSettings):
         "contact, description, exact location) is kept; then it is purged (docs/decisions/0010).",
     )
 
+    lane: Lane = Field(
+        "all",
+        description="The priority lane this process works: all, main (everything but the "
+        "urgent lane) or urgent (only P1/P2: a process of its own, so no bulk work in the "
+        "same process can hold a fire up; decision 0006).",
+    )
+
     log_level: str = Field("INFO", description="Python log level of the services.")
     log_format: Literal["json", "text"] = Field("json", description="Log line format.")
     shutdown_grace_seconds: float = Field(
@@ -137,6 +148,14 @@ class Settings(BaseSettings):
         """The bootstrap servers as a list: FastStream wraps a plain string in a one-item list,
         and "a:9092,b:9092" then reaches aiokafka as one unresolvable host."""
         return [s.strip() for s in self.kafka_bootstrap_servers.split(",") if s.strip()]
+
+    @property
+    def works_main(self) -> bool:
+        return self.lane != "urgent"
+
+    @property
+    def works_urgent(self) -> bool:
+        return self.lane != "main"
 
     def port_of(self, service: ServiceName) -> int:
         return int(getattr(self, f"{service}_port"))

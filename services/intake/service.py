@@ -23,6 +23,10 @@ async def _open311_error(request: Request, exc: Exception) -> Response:
 def _build(rt: Runtime) -> ServiceParts:
     keys = rt.extras[KEYS] = KeyCache()
     rt.extras[GROUP_COMMIT] = single_reports(rt.pool, rt.settings)
+    if not rt.settings.works_main:
+        # The urgent lane's process only relays the P1/P2 copies, which intake's event loop
+        # would delay while it validates and seals batches of hundreds (decision 0006).
+        return ServiceParts(background=[Background("key-cache", keys.listen)])
     return ServiceParts(
         kafka=build_consumers(rt),
         background=[

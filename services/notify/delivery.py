@@ -553,8 +553,9 @@ class DeliveryWorker:
     """Sends due deliveries. Its in-flight sends outlive a restart of its loop (a database
     blink ends a term, not the sends that were under way); they are awaited on shutdown."""
 
-    def __init__(self, notify: Notify) -> None:
+    def __init__(self, notify: Notify, *, urgent_only: bool = False) -> None:
         self.notify = notify
+        self.urgent_only = urgent_only  # the urgent lane's worker: P1/P2 only
         self.jitter = random.Random()
         self._recorder: GroupCommit[Attempted, None] | None = None
         self.running: dict[asyncio.Task[None], uuid.UUID] = {}  # each send: its message id
@@ -577,6 +578,8 @@ class DeliveryWorker:
         config = self.notify.config
         free = config.worker_concurrency - len(self.running)
         urgent = await claim_due(pool, self.notify, free, urgent=True, worker=self.id)
+        if self.urgent_only:
+            return urgent, free
         room = min(
             free - len(urgent),
             config.worker_concurrency - config.urgent_reserved - len(self.running_rest),
@@ -642,10 +645,14 @@ class DeliveryWorker:
                 self._client = None
 
 
-async def oldest_due_delivery(rt: Runtime) -> float:
-    """Seconds the oldest due delivery has waited to be claimed (0 when none is due)."""
+async def oldest_due_delivery(rt: Runtime, *, urgent_only: bool = False) -> float:
+    """Seconds the oldest due delivery (of P1/P2 only, with ``urgent_only``) has waited to be
+    claimed (0 when none is due)."""
     age = await rt.pool.fetchval(
         "SELECT extract(epoch FROM now() - min(next_attempt_at)) FROM deliveries "
-        "WHERE status = 'pending' AND next_attempt_at <= now()"
+        "WHERE status = 'pending' AND next_attempt_at <= now() "
+        "AND (NOT $1 OR priority = ANY($2::text[]))",
+        urgent_only,
+        list(URGENT_PRIORITIES),
     )
     return max(float(age or 0.0), 0.0)

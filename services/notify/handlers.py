@@ -269,17 +269,20 @@ def build_consumer(rt: Runtime, notify: Notify) -> KafkaRouter:
         IncidentPersonalDataErased,
         IncidentDeadlineMissed,
     )
-    batch_consumer(router, rt, "notify", INCIDENT_EVENTS, parse=parse, handle=on_events)
-    # The urgent lane (P1/P2 copies, same event ids): its own consumer, so a fire is queued
-    # for delivery while a backlog waits on incident-events; the inbox takes the first copy.
-    batch_consumer(
-        router,
-        rt,
-        "notify",
-        INCIDENT_URGENT,
-        purpose="urgent",
-        parse=parse,
-        handle=on_events,
-        max_records=50,
-    )
+    if rt.settings.works_main:
+        batch_consumer(router, rt, "notify", INCIDENT_EVENTS, parse=parse, handle=on_events)
+    if rt.settings.works_urgent:
+        # The urgent lane (P1/P2 copies, same event ids): its own consumer (in a process of
+        # its own where LANE=urgent), so a fire is queued for delivery while a backlog waits
+        # on incident-events; the inbox takes the first copy.
+        batch_consumer(
+            router,
+            rt,
+            "notify",
+            INCIDENT_URGENT,
+            purpose="urgent",
+            parse=parse,
+            handle=on_events,
+            max_records=50,
+        )
     return router

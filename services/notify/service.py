@@ -7,6 +7,7 @@ timers), plus the outbox relay that publishes ``notification-events``.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from services.common.runtime import Runtime
@@ -29,20 +30,28 @@ def make_spec(config: NotifySettings | None = None) -> ServiceSpec:
         # A broken registry stops the start with a message naming the entry.
         notify = Notify(rt.settings, settings, load_registry(settings.registry_file))
         rt.extras["notify"] = notify
-        worker = DeliveryWorker(notify)
-        return ServiceParts(
-            kafka=build_consumer(rt, notify),
-            background=[
-                Background("delivery-worker", worker.run),
+        # An urgent lane's process (LANE=urgent) queues and sends P1/P2 and nothing else.
+        urgent_only = not rt.settings.works_main
+        worker = DeliveryWorker(notify, urgent_only=urgent_only)
+        background = [Background("delivery-worker", worker.run)]
+        if not urgent_only:
+            background += [
                 Background("escalation-timers", lambda rt, loop: escalation_task(rt, loop, notify)),
                 Background(
                     "nightlife-summary",
                     lambda rt, loop: nightlife.nightly(rt, loop, notify),
                     stale_after=3 * nightlife.CHECK_SECONDS,
                 ),
-            ],
+            ]
+        return ServiceParts(
+            kafka=build_consumer(rt, notify),
+            background=background,
             lag_checks=[
-                LagCheck("due-deliveries", oldest_due_delivery, settings.due_stuck_seconds)
+                LagCheck(
+                    "due-deliveries",
+                    functools.partial(oldest_due_delivery, urgent_only=urgent_only),
+                    settings.due_stuck_seconds,
+                )
             ],
         )
 

@@ -329,33 +329,36 @@ def build_consumers(rt: Runtime, triage: Triage) -> KafkaRouter:
             await enqueue(conn, messages)  # the whole batch's outbox rows in one call
         return []
 
-    batch_consumer(
-        router,
-        rt,
-        "triage",
-        INCIDENT_EVENTS,
-        parse=event_parser(IncidentReported, IncidentWithdrawalRequested),
-        handle=apply,
-    )
-    # The urgent lane: its own consumer, so a P1 is decided while a backlog of P4s waits
-    # on incident-events. Its copies carry the same event ids: the inbox takes the first.
-    batch_consumer(
-        router,
-        rt,
-        "triage",
-        INCIDENT_URGENT,
-        purpose="urgent",
-        parse=event_parser(IncidentReported, IncidentWithdrawalRequested),
-        handle=apply,
-        max_records=50,
-    )
-    batch_consumer(
-        router,
-        rt,
-        "triage",
-        NOTIFICATION_EVENTS,
-        purpose="acknowledgements",
-        parse=event_parser(*KINDS),
-        handle=apply,
-    )
+    if rt.settings.works_main:
+        batch_consumer(
+            router,
+            rt,
+            "triage",
+            INCIDENT_EVENTS,
+            parse=event_parser(IncidentReported, IncidentWithdrawalRequested),
+            handle=apply,
+        )
+        batch_consumer(
+            router,
+            rt,
+            "triage",
+            NOTIFICATION_EVENTS,
+            purpose="acknowledgements",
+            parse=event_parser(*KINDS),
+            handle=apply,
+        )
+    if rt.settings.works_urgent:
+        # The urgent lane: its own consumer (in a process of its own where LANE=urgent), so
+        # a P1 is decided while a backlog of P4s waits on incident-events. Its copies carry
+        # the same event ids: the inbox takes the first.
+        batch_consumer(
+            router,
+            rt,
+            "triage",
+            INCIDENT_URGENT,
+            purpose="urgent",
+            parse=event_parser(IncidentReported, IncidentWithdrawalRequested),
+            handle=apply,
+            max_records=50,
+        )
     return router

@@ -21,15 +21,17 @@ def _build(rt: Runtime) -> ServiceParts:
     triage = Triage(Classifier(), load_routes())
     rt.extras["actions"] = Actions(rt.pool, rt.settings, triage)
     consumers = build_consumers(rt, triage)
-    signals.subscribe(consumers, rt, PreventionSettings())
+    background = [Background("safety-plans", plan_store.follow(triage))]
+    if rt.settings.works_main:  # an urgent lane's process decides P1/P2 and nothing else
+        signals.subscribe(consumers, rt, PreventionSettings())
+        background += [
+            Background("privacy-purge", privacy.daily),
+            Background("workflow-timers", timers.run),
+        ]
     return ServiceParts(
         kafka=consumers,
         before_start=[lambda rt: plan_store.load_into(rt, triage)],
-        background=[
-            Background("safety-plans", plan_store.follow(triage)),
-            Background("privacy-purge", privacy.daily),
-            Background("workflow-timers", timers.run),
-        ],
+        background=background,
     )
 
 

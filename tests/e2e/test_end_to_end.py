@@ -34,7 +34,7 @@ from services.intake import partners
 from services.intake.service import SPEC as INTAKE
 from services.notify.webhooks import generate_secret
 from tests.support import eventually, read_topic
-from tools.cli import service_credentials
+from tools.cli import LANED, service_credentials, urgent_lane
 from tools.demo import point_recipients_at_standins
 from tools.ports import free_port
 from tools.supervisor import Program, Supervisor, service_program
@@ -114,8 +114,12 @@ async def platform(settings: Settings, tmp_path: Path) -> AsyncIterator[Platform
 
 
 @contextlib.asynccontextmanager
-async def start_platform(settings: Settings, tmp_path: Path) -> AsyncIterator[Platform]:
-    """The four services and the stand-in receiver as supervised processes, ready."""
+async def start_platform(
+    settings: Settings, tmp_path: Path, *, lanes: bool = False
+) -> AsyncIterator[Platform]:
+    """The four services and the stand-in receiver as supervised processes, ready; with
+    ``lanes``, triage and notify each with a process of their own for the urgent lane, as
+    `make run` has them."""
     ports = {s: free_port() for s in SERVICES}
     hook_port, smtp_port = free_port(), free_port()
     receiver = f"http://127.0.0.1:{hook_port}"
@@ -154,6 +158,8 @@ async def start_platform(settings: Settings, tmp_path: Path) -> AsyncIterator[Pl
                 }
             )
         programs.append(program)
+        if lanes and service in LANED:
+            programs.append(urgent_lane(program, service, free_port(), free_port()))
     programs.append(
         Program(
             name="standins",

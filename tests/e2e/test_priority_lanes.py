@@ -1,10 +1,13 @@
 """A fire never waits behind graffiti (issue #13): a burst of vandalism reports is accepted,
 then one fire in progress; the fire reaches the fire brigade's receiver while most of the
-burst is still on its way, through intake's relay, triage and notify."""
+burst is still on its way, through intake's relay, triage and notify. And with the urgent lane
+in processes of its own (as `make run` has it), a fire is delivered even while the processes
+of the bulk lane cannot run at all."""
 
 from __future__ import annotations
 
 import asyncio
+import signal
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -25,6 +28,78 @@ BURST = 1000
 async def platform(settings: Settings, tmp_path: Path) -> AsyncIterator[Platform]:
     async with start_platform(settings, tmp_path) as started:
         yield started
+
+
+@pytest.fixture
+async def laned(settings: Settings, tmp_path: Path) -> AsyncIterator[Platform]:
+    async with start_platform(settings, tmp_path, lanes=True) as started:
+        yield started
+
+
+async def report(platform: Platform, body: dict[str, object]) -> str:
+    response = await platform.client.post(
+        f"http://127.0.0.1:{platform.settings.intake_port}/v1/incidents",
+        json=body,
+        headers={"Authorization": f"Bearer {platform.key}"},
+    )
+    assert response.status_code == 202, response.text
+    return str(response.json()["incident_id"])
+
+
+def fire(external_id: str, buurt_code: str) -> dict[str, object]:
+    return {
+        "external_id": external_id,
+        "description": "Brand in een woning, vlammen slaan uit het dak",
+        "location": {"buurt_code": buurt_code},
+        "flags": {"in_progress": True},
+    }
+
+
+async def test_a_fire_is_delivered_while_the_bulk_lane_is_frozen(laned: Platform) -> None:
+    """SIGSTOP the main lane's triage and notify: the urgent lane's own processes still
+    decide and deliver the fire; the graffiti waits; once the bulk lane runs again the graffiti
+    is delivered and nothing is delivered twice."""
+    run = uuid.uuid4().hex[:6]
+    area = buurten()[3].code
+    bulk = [p for p in laned.supervisor.programs if p.name in ("triage", "notify")]
+    assert len(bulk) == 2 and all(p.process is not None for p in bulk)
+    for program in bulk:
+        assert program.process is not None
+        program.process.send_signal(signal.SIGSTOP)
+    try:
+        graffiti = await report(
+            laned,
+            {
+                "external_id": f"{run}-graffiti",
+                "description": "Graffiti op de gevel van het buurthuis gespoten",
+                "category_hint": "vandalisme",
+                "location": {"buurt_code": area},
+            },
+        )
+        fire_id = await report(laned, fire(f"{run}-fire", area))
+
+        async def fire_delivered() -> bool:
+            return any(
+                d["incident_id"] == fire_id and d["verified"] for d in await laned.deliveries()
+            )
+
+        await eventually(fire_delivered, within=60, every=0.2)
+        assert not any(d["incident_id"] == graffiti for d in await laned.deliveries())
+    finally:
+        for program in bulk:
+            assert program.process is not None
+            program.process.send_signal(signal.SIGCONT)
+
+    async def graffiti_delivered() -> bool:
+        return any(d["incident_id"] == graffiti and d["verified"] for d in await laned.deliveries())
+
+    await eventually(graffiti_delivered, within=120, every=0.5)
+    fire_copies = [d for d in await laned.deliveries() if d["incident_id"] == fire_id]
+    await asyncio.sleep(3)  # the bulk lane now reads the fire's events too: the inbox drops them
+    again = [d for d in await laned.deliveries() if d["incident_id"] == fire_id]
+    assert len(again) == len(fire_copies)
+    keys = [d["webhook_id"] for d in again]
+    assert len(keys) == len(set(keys)), "a message delivered twice"
 
 
 async def test_a_fire_overtakes_a_burst_of_vandalism(platform: Platform) -> None:
@@ -50,18 +125,7 @@ async def test_a_fire_overtakes_a_burst_of_vandalism(platform: Platform) -> None
         burst_ids |= {r["incident_id"] for r in response.json()["results"]}
     assert len(burst_ids) == BURST
 
-    fire = await platform.client.post(
-        url,
-        json={
-            "external_id": f"{run}-fire",
-            "description": "Brand in een woning, vlammen slaan uit het dak",
-            "location": {"buurt_code": areas[0].code},
-            "flags": {"in_progress": True},
-        },
-        headers=auth,
-    )
-    assert fire.status_code == 202, fire.text
-    fire_id = fire.json()["incident_id"]
+    fire_id = await report(platform, fire(f"{run}-fire", areas[0].code))
 
     seen: dict[str, int] = {}
 

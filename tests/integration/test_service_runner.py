@@ -49,12 +49,25 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], within: float = 60.0) ->
     raise AssertionError(f"{url} not ready within {within}s")
 
 
-@pytest.mark.parametrize("service", ["intake", "triage", "notify", "analytics"])
+RELAYS = {"outbox-relay", "outbox-relay-urgent"}
+LOOPS = {
+    ("intake", "all"): RELAYS | {"key-cache", "status-callbacks"},
+    ("triage", "all"): RELAYS | {"safety-plans", "privacy-purge", "workflow-timers"},
+    ("notify", "all"): RELAYS | {"delivery-worker", "escalation-timers", "nightlife-summary"},
+    ("analytics", "all"): {"kafka-monitor"},
+    # A process of the urgent lane alone: its relay, its deliveries, nothing of the bulk.
+    ("intake", "urgent"): {"outbox-relay-urgent", "key-cache"},
+    ("triage", "urgent"): {"outbox-relay-urgent", "safety-plans"},
+    ("notify", "urgent"): {"outbox-relay-urgent", "delivery-worker"},
+}
+
+
+@pytest.mark.parametrize(("service", "lane"), list(LOOPS))
 async def test_service_starts_serves_health_and_metrics_and_stops_on_sigterm(
-    service: str, settings: Settings
+    service: str, lane: str, settings: Settings
 ) -> None:
     port = free_port()
-    env = service_env(settings, **{service: port})
+    env = service_env(settings, **{service: port}) | {"LANE": lane}
     proc = subprocess.Popen(
         [sys.executable, "-m", f"services.{service}"],
         env=env,
@@ -68,13 +81,7 @@ async def test_service_starts_serves_health_and_metrics_and_stops_on_sigterm(
             ("started", "database", "kafka", "loops", "lag"), True
         )
         # Every background loop is supervised and reported, every lag check under threshold.
-        loops = {
-            "intake": {"outbox-relay", "key-cache", "status-callbacks"},
-            "triage": {"outbox-relay", "safety-plans", "privacy-purge", "workflow-timers"},
-            "notify": {"outbox-relay", "delivery-worker", "escalation-timers", "nightlife-summary"},
-            "analytics": {"kafka-monitor"},
-        }[service]
-        assert set(ready["loops"]) == loops
+        assert set(ready["loops"]) == LOOPS[(service, lane)]
         assert all(loop["alive"] for loop in ready["loops"].values())
         assert all(lag["ok"] for lag in ready["lag"].values())
         # Metrics on a port of their own, bound to loopback; not on the API's port.

@@ -31,7 +31,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.taxonomy import taxonomy
 from services.common.kafka_access import partner_topic
-from services.common.settings import SERVICES, ServiceName, Settings
+from services.common.settings import ServiceName, Settings
 from services.notify.registry import RegistryError, kind_code, set_channel
 from tools import demo
 from tools.bench.loadgen import LoadGenerator, OpenLoop, SentReports, Target
@@ -222,7 +222,7 @@ async def platform(
 ) -> AsyncIterator[Platform]:
     """The four services as `make run` has them (without the stand-ins, which run apart),
     with ``env`` on top, recipients at the stand-in, and a partner that sends the load."""
-    programs = [p for p in platform_programs(settings, secret) if p.name in SERVICES]
+    programs = [p for p in platform_programs(settings, secret) if p.name != "standins"]
     for program in programs:
         program.env.update(env)
     log_dir = RUN_DIR / "logs" / name

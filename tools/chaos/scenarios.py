@@ -141,10 +141,11 @@ async def kill(chaos: Chaos, program: Program) -> bool:
 
 
 async def kill_services(chaos: Chaos) -> list[Fault]:
-    """Each service SIGKILLed three times at random moments; the supervisor restarts it.
-    A service is killed again only once it is back (live), so every kill hits a working
-    process mid-stream."""
-    victims = [s for s in SERVICES for _ in range(3)]
+    """Each service SIGKILLed three times at random moments, and each urgent lane's process
+    once; the supervisor restarts it. A service is killed again only once it is back (live),
+    so every kill hits a working process mid-stream."""
+    lanes = [p.name for p in chaos.platform.supervisor.programs if p.name.endswith("-urgent")]
+    victims = [s for s in SERVICES for _ in range(3)] + lanes
     chaos.rng.shuffle(victims)
     moments = sorted(chaos.rng.uniform(0.08, 0.85) for _ in victims)
     faults = []
