@@ -102,6 +102,7 @@ def lane_messages(
 
 async def enqueue(conn: asyncpg.Connection, messages: Iterable[OutgoingMessage]) -> None:
     """Add messages to the outbox inside the caller's transaction."""
+    messages = list(messages)
     rows = [
         (
             m.topic,
@@ -118,7 +119,11 @@ async def enqueue(conn: asyncpg.Connection, messages: Iterable[OutgoingMessage])
             "VALUES ($1, $2, $3::jsonb, $4, $5)",
             rows,
         )
-        await conn.execute("SELECT pg_notify(current_schema() || '_outbox', '')")
+        # Each lane's relay is woken by its own rows only (sent at commit, folded into one).
+        await conn.execute(
+            "SELECT pg_notify(current_schema() || c, '') FROM unnest($1::text[]) AS c",
+            sorted({_WAKE[m.urgent] for m in messages}),
+        )
 
 
 async def claim(conn: asyncpg.Connection, event_ids: Sequence[UUID]) -> set[UUID]:
@@ -133,6 +138,8 @@ async def claim(conn: asyncpg.Connection, event_ids: Sequence[UUID]) -> set[UUID
 
 
 RelayLane = Literal["main", "urgent"]
+_WAKE = {False: "_outbox", True: "_outbox_urgent"}
+"""The NOTIFY channel (after the schema's name) that wakes a lane's relay, by ``urgent``."""
 
 
 def _lock_key(schema: str, lane: RelayLane) -> int:
@@ -188,7 +195,7 @@ async def relay(
     settings, pool, schema = rt.settings, rt.pool, rt.health.service
     limit = BATCH if lane == "main" else URGENT_BATCH
     wake = asyncio.Event()
-    channel = f"{schema}_outbox"
+    channel = f"{schema}{_WAKE[lane == 'urgent']}"
     producer: AIOKafkaProducer | None = None
 
     def on_notify(*_: object) -> None:

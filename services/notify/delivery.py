@@ -60,7 +60,13 @@ from services.common.supervision import Loop
 from services.notify.mail import compose_email, send_email
 from services.notify.registry import CHANNELS_CHANGED, Channel, disable_channel, kind_code
 from services.notify.retry import DeliveryResult
-from services.notify.store import WAKE_CHANNEL, DeliveryStatus, Notify, notification
+from services.notify.store import (
+    URGENT_WAKE_CHANNEL,
+    WAKE_CHANNEL,
+    DeliveryStatus,
+    Notify,
+    notification,
+)
 from services.notify.targets import WebhookClient, webhook_client
 from services.notify.webhooks import send_webhook
 
@@ -556,6 +562,7 @@ class DeliveryWorker:
     def __init__(self, notify: Notify, *, urgent_only: bool = False) -> None:
         self.notify = notify
         self.urgent_only = urgent_only  # the urgent lane's worker: P1/P2 only
+        self.wake_channel = URGENT_WAKE_CHANNEL if urgent_only else WAKE_CHANNEL
         self.jitter = random.Random()
         self._recorder: GroupCommit[Attempted, None] | None = None
         self.running: dict[asyncio.Task[None], uuid.UUID] = {}  # each send: its message id
@@ -613,7 +620,7 @@ class DeliveryWorker:
         # Signals may have been missed while no listener was connected.
         self.notify.channels.invalidate()
         try:
-            await listener.add_listener(WAKE_CHANNEL, self._woken)
+            await listener.add_listener(self.wake_channel, self._woken)
             await listener.add_listener(CHANNELS_CHANGED, self.notify.channels.invalidate)
             while not rt.stopping.is_set():
                 loop.beat()
@@ -626,7 +633,7 @@ class DeliveryWorker:
                 await pause(rt.stopping, self.wake, config.poll_seconds)
         finally:
             with contextlib.suppress(Exception):
-                await listener.remove_listener(WAKE_CHANNEL, self._woken)
+                await listener.remove_listener(self.wake_channel, self._woken)
                 await listener.remove_listener(CHANNELS_CHANGED, self.notify.channels.invalidate)
             await rt.pool.release(listener)
         await self.close()

@@ -42,6 +42,7 @@ from services.notify.settings import NotifySettings
 # Message ids are derived from what caused them, so a replayed cause makes the same message.
 _MESSAGES = UUID("8f1d6c52-0b7e-4f43-9d6a-2a9e5b3c7d10")
 WAKE_CHANNEL = "notify_deliveries"
+URGENT_WAKE_CHANNEL = "notify_deliveries_urgent"  # P1/P2 deliveries queued (migration 0013)
 # A delivery's states (the CHECK on deliveries.status): quarantined is set aside after a
 # deterministic error, for ops to look at (services/notify/delivery.py).
 DeliveryStatus = Literal["pending", "in_flight", "delivered", "failed", "quarantined"]

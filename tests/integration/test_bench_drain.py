@@ -10,7 +10,7 @@ import uuid
 import asyncpg
 import pytest
 
-from services.notify.delivery import claim_due, hand_back
+from services.notify.delivery import DeliveryWorker, claim_due, hand_back
 from tests.support import eventually
 from tools.bench.drain import SCHEMA, backlog, delivered, drain
 
@@ -69,3 +69,33 @@ async def test_leases_held_without_a_send_are_handed_back_not_waited_out(
 
 async def delivered_all(pool: asyncpg.Pool, count: int) -> bool:
     return await delivered(pool) == count
+
+
+async def test_the_urgent_lanes_worker_sends_p1_p2_only_and_is_woken_by_them(
+    database_url: str,
+) -> None:
+    """LANE=urgent's worker: a backlog of P4s is not its work; a P1 queued while it waits is
+    sent at once (woken by the P1's own signal: its poll is too slow to explain it)."""
+    async with backlog(database_url, 20, concurrency=16, poll_seconds=60.0) as due:
+        worker = DeliveryWorker(due.worker.notify, urgent_only=True)
+        task = asyncio.create_task(worker.run(due.runtime, due.loop))
+        try:
+            await asyncio.sleep(1.0)  # listening, and it has seen the P4 backlog
+            assert await delivered(due.pool) == 0
+            p1 = await due.pool.fetchval(
+                "INSERT INTO deliveries (message_id, incident_id, recipient, kind, channel, "
+                "profile, priority, content_type, body_sealed, first_message_id) "
+                "SELECT gen_random_uuid(), gen_random_uuid(), recipient, kind, channel, profile, "
+                "'P1', content_type, body_sealed, first_message_id FROM deliveries LIMIT 1 "
+                "RETURNING message_id"
+            )
+            await eventually(lambda: delivered_all(due.pool, 1), within=10)
+            sent = await due.pool.fetchval(
+                "SELECT message_id FROM deliveries WHERE delivered_at IS NOT NULL"
+            )
+            assert sent == p1
+            await asyncio.sleep(1.0)
+            assert await delivered(due.pool) == 1  # the P4s stay for the main lane
+        finally:
+            due.runtime.stopping.set()
+            await task
