@@ -215,6 +215,7 @@ async def relay(
                 producer = await _start_producer(settings, rt.stopping, loop)
                 if producer is None:
                     break
+            wake.clear()  # before claiming: a row committed meanwhile wakes the next round
             try:
                 published = await _publish_batch(leader, producer, schema, lane, limit)
             except KafkaError as exc:
@@ -228,7 +229,6 @@ async def relay(
                 continue
             if published < limit:
                 await _record_backlog(leader, schema)
-                wake.clear()
                 await pause(rt.stopping, wake, idle_poll_seconds)
     finally:
         # Flush (or give up on) what is in flight before anything else can happen.

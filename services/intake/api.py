@@ -16,7 +16,7 @@ from schemas.submission import IncidentSubmission
 from services.common.http import Rfc3339
 from services.common.observability import current_traceparent
 from services.common.problems import PROBLEM, FieldError, Problem, field_errors
-from services.common.runtime import Runtime, runtime
+from services.common.runtime import Runtime, off_loop, runtime
 from services.intake.feedback import (
     CURSOR_PATTERN,
     MAX_CURSOR,
@@ -175,19 +175,23 @@ async def post_batch(
     require(partner, "incidents:write", cost=len(reports))
     results: list[BatchItemResult | None] = [None] * len(reports)
     valid: list[tuple[int, IncidentSubmission]] = []
-    for index, item in enumerate(reports):
-        try:
-            valid.append((index, IncidentSubmission.model_validate(item)))
-        except ValidationError as exc:
-            REJECTED.labels(partner.code, "invalid").inc()
-            errors = field_errors(exc.errors(), prefix=f"reports.{index}.")
-            external = item.get("external_id") if isinstance(item, dict) else None
-            results[index] = BatchItemResult(
-                index=index,
-                external_id=external if isinstance(external, str) else None,
-                result="invalid",
-                errors=[e.model_dump() for e in errors],
-            )
+
+    def validate() -> None:
+        for index, item in enumerate(reports):
+            try:
+                valid.append((index, IncidentSubmission.model_validate(item)))
+            except ValidationError as exc:
+                REJECTED.labels(partner.code, "invalid").inc()
+                errors = field_errors(exc.errors(), prefix=f"reports.{index}.")
+                external = item.get("external_id") if isinstance(item, dict) else None
+                results[index] = BatchItemResult(
+                    index=index,
+                    external_id=external if isinstance(external, str) else None,
+                    result="invalid",
+                    errors=[e.model_dump() for e in errors],
+                )
+
+    await off_loop(len(reports), validate)
     if valid:
         async with rt.pool.acquire() as conn:
             outcomes = await accept(conn, rt.settings, partner, [r for _, r in valid], "http")

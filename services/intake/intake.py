@@ -27,9 +27,10 @@ from schemas.submission import IncidentSubmission
 from schemas.urgency import may_be_urgent
 from services.common.groupcommit import GroupCommit
 from services.common.observability import current_traceparent
-from services.common.outbox import enqueue, event_message
+from services.common.outbox import OutgoingMessage, enqueue, event_message
 from services.common.period_keys import KEYS, new_report_keys, period_of, seal_report
 from services.common.pii import seal
+from services.common.runtime import off_loop
 from services.common.settings import Settings
 from services.intake.partners import Partner
 
@@ -108,7 +109,7 @@ async def accept(
     """Accept ``reports`` of one partner; one outcome per report, in order. Each report's
     events carry on its own trace (``traceparents``; default: the current one for all)."""
     now = datetime.now(UTC)
-    hashes = [body_hash(r) for r in reports]
+    hashes = await off_loop(len(reports), lambda: [body_hash(r) for r in reports])
     new_ids = [uuid.uuid4() for _ in reports]
     if traceparents is None:
         traceparents = [current_traceparent()] * len(reports)
@@ -142,22 +143,14 @@ async def accept(
             )
         }
         outcomes: list[Outcome] = []
-        fresh: list[IncidentReported] = []
+        fresh: list[tuple[IncidentSubmission, UUID]] = []  # the new reports, their incident
         first_in_call: dict[str, str] = {}  # external id -> body hash of its first report
         for report, digest, traceparent in zip(reports, hashes, traceparents, strict=True):
             ext = report.external_id
             if ext in inserted and ext not in first_in_call:
                 first_in_call[ext] = digest
                 trace_of[inserted[ext]] = traceparent
-                fresh.append(
-                    reported_event(
-                        report,
-                        incident_id=inserted[ext],
-                        partner=partner,
-                        channel=channel,
-                        received_at=now,
-                    )
-                )
+                fresh.append((report, inserted[ext]))
                 outcomes.append(Outcome(ext, "accepted", inserted[ext]))
                 continue
             if ext in inserted:  # the same id twice in one batch
@@ -171,28 +164,35 @@ async def accept(
             await conn.executemany(
                 "INSERT INTO public_history (incident_id, at, status, note) "
                 "VALUES ($1, $2, 'received', NULL)",
-                [(e.incident_id, now) for e in fresh],
+                [(incident_id, now) for _, incident_id in fresh],
             )
             # On Kafka the personal part travels sealed with a key of the report's own, kept
             # wrapped with the day's key (decision 0010).
             day = await KEYS.current(conn, period_of(now))
-            own = await new_report_keys(conn, day, [e.incident_id for e in fresh])
-            await enqueue(
-                conn,
-                [
-                    event_message(
-                        settings,
-                        seal_report(e, own[e.incident_id]),
-                        traceparent=trace_of[e.incident_id],
-                        lane=lane,
+            own = await new_report_keys(conn, day, [incident_id for _, incident_id in fresh])
+
+            def messages() -> list[OutgoingMessage]:
+                out = []
+                for report, incident_id in fresh:
+                    event = reported_event(
+                        report,
+                        incident_id=incident_id,
+                        partner=partner,
+                        channel=channel,
+                        received_at=now,
                     )
-                    for e in fresh
+                    sealed = seal_report(event, own[incident_id])
                     # What may well be P1/P2 also takes the urgent lane to triage.
-                    for lane in (
-                        (False, True) if may_be_urgent(e.flags, e.category_hint) else (False,)
-                    )
-                ],
-            )
+                    urgent = may_be_urgent(event.flags, event.category_hint)
+                    out += [
+                        event_message(
+                            settings, sealed, traceparent=trace_of[incident_id], lane=lane
+                        )
+                        for lane in ((False, True) if urgent else (False,))
+                    ]
+                return out
+
+            await enqueue(conn, await off_loop(len(fresh), messages))
     for outcome in outcomes:
         REPORTS.labels(partner.code, channel, outcome.result).inc()
     return outcomes
