@@ -34,6 +34,7 @@ from cryptography.fernet import Fernet, InvalidToken
 from schemas.erasure import PERSONAL_FIELDS, erase_report, erased
 from schemas.events import IncidentReported, IncidentReportedSealed, SealedPersonal
 from services.common import pii
+from services.common.offloop import off_loop
 
 CACHE_SECONDS = 300.0
 
@@ -144,14 +145,20 @@ async def new_report_keys(
     conn: asyncpg.Connection, period_key: PeriodKey, incident_ids: Iterable[uuid.UUID]
 ) -> dict[uuid.UUID, ReportKey]:
     """A key for each new report, kept wrapped with ``period_key`` (caller's transaction)."""
-    made = {i: ReportKey(period_key, Fernet.generate_key()) for i in incident_ids}
-    wrap = Fernet(period_key.key)
+    ids = list(incident_ids)
+
+    def make() -> tuple[dict[uuid.UUID, ReportKey], list[str]]:
+        made = {i: ReportKey(period_key, Fernet.generate_key()) for i in ids}
+        wrap = Fernet(period_key.key)
+        return made, [wrap.encrypt(k.key).decode() for k in made.values()]
+
+    made, wrapped = await off_loop(len(ids), make)
     await conn.execute(
         "INSERT INTO ops.report_keys (incident_id, key_id, key_wrapped) "
         "SELECT i, $2, w FROM unnest($1::uuid[], $3::text[]) AS u(i, w)",
         list(made),
         period_key.key_id,
-        [wrap.encrypt(k.key).decode() for k in made.values()],
+        wrapped,
     )
     return made
 

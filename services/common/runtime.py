@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 import asyncpg
 from fastapi import HTTPException, Request
@@ -13,11 +12,6 @@ from faststream.kafka import KafkaBroker
 
 from services.common.settings import Settings
 from services.common.supervision import Health
-
-T = TypeVar("T")
-
-OFF_LOOP_FROM = 20
-"""From this many items, CPU-bound work runs in a worker thread (:func:`off_loop`)."""
 
 
 @dataclass
@@ -51,11 +45,3 @@ async def pause(stopping: asyncio.Event, wake: asyncio.Event | None, seconds: fl
     await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
     for waiter in waiters:
         waiter.cancel()
-
-
-async def off_loop(size: int, work: Callable[[], T]) -> T:
-    """``work`` (CPU-bound, over ``size`` items) in a worker thread when it is large, so that
-    the event loop keeps answering meanwhile: the thread hands the GIL over every few
-    milliseconds. A batch of 500 reports held intake's loop for about a second, and a P1 sent
-    meanwhile waited for it. Small work runs here: the thread would cost more than it saves."""
-    return await asyncio.to_thread(work) if size >= OFF_LOOP_FROM else work()

@@ -15,8 +15,9 @@ from pydantic import ValidationError
 from schemas.submission import IncidentSubmission
 from services.common.http import Rfc3339
 from services.common.observability import current_traceparent
+from services.common.offloop import off_loop
 from services.common.problems import PROBLEM, FieldError, Problem, field_errors
-from services.common.runtime import Runtime, off_loop, runtime
+from services.common.runtime import Runtime, runtime
 from services.intake.feedback import (
     CURSOR_PATTERN,
     MAX_CURSOR,

@@ -27,10 +27,10 @@ from schemas.submission import IncidentSubmission
 from schemas.urgency import may_be_urgent
 from services.common.groupcommit import GroupCommit
 from services.common.observability import current_traceparent
+from services.common.offloop import off_loop
 from services.common.outbox import OutgoingMessage, enqueue, event_message
 from services.common.period_keys import KEYS, new_report_keys, period_of, seal_report
 from services.common.pii import seal
-from services.common.runtime import off_loop
 from services.common.settings import Settings
 from services.intake.partners import Partner
 
