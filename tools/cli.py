@@ -58,7 +58,11 @@ when the machine is saturated, the urgent lane's processes get the CPU first (de
 
 def replica_ports(settings: Settings, service: ServiceName, n: int) -> dict[str, str]:
     """The port settings of instance ``n`` (from 2) of ``service``: HTTP and metrics."""
-    return _shifted_ports(settings, service, (n - 1) * REPLICA_PORT_STEP)
+    step = (n - 1) * REPLICA_PORT_STEP
+    return {
+        f"{service.upper()}_PORT": str(settings.port_of(service) + step),
+        f"{service.upper()}_METRICS_PORT": str(settings.metrics_port_of(service) + step),
+    }
 
 
 def urgent_lane(program: Program, service: ServiceName, port: int, metrics_port: int) -> Program:
@@ -77,13 +81,6 @@ def urgent_lane(program: Program, service: ServiceName, port: int, metrics_port:
             f"{service.upper()}_METRICS_PORT": str(metrics_port),
         },
     )
-
-
-def _shifted_ports(settings: Settings, service: ServiceName, step: int) -> dict[str, str]:
-    return {
-        f"{service.upper()}_PORT": str(settings.port_of(service) + step),
-        f"{service.upper()}_METRICS_PORT": str(settings.metrics_port_of(service) + step),
-    }
 
 
 def service_credentials(settings: Settings, service: ServiceName) -> dict[str, str]:
@@ -125,13 +122,12 @@ def platform_programs(settings: Settings, secret: str, replicas: int = 1) -> lis
                 program.nice = BULK_NICE  # dashboards and P4s may lag a burst; fires may not
             programs.append(program)
             if service in LANED and n == 1:
-                ports = _shifted_ports(settings, service, URGENT_PORT_STEP)
                 programs.append(
                     urgent_lane(
                         program,
                         service,
-                        int(ports[f"{service.upper()}_PORT"]),
-                        int(ports[f"{service.upper()}_METRICS_PORT"]),
+                        settings.port_of(service) + URGENT_PORT_STEP,
+                        settings.metrics_port_of(service) + URGENT_PORT_STEP,
                     )
                 )
             elif service in LANED:

@@ -37,7 +37,7 @@ from schemas.topics import INCIDENT_URGENT
 from services.common.faults import Backoff, describe, is_transient
 from services.common.kafka_security import client_options
 from services.common.runtime import Runtime, pause
-from services.common.settings import Lane, Settings
+from services.common.settings import Settings
 from services.common.supervision import Background, Loop
 
 log = logging.getLogger(__name__)
@@ -147,19 +147,16 @@ def _lock_key(schema: str, lane: RelayLane) -> int:
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
 
 
-def relays(lane: Lane) -> list[Background]:
-    """The relays a process of ``lane`` runs: the urgent lane's rows have a relay of their own,
+def relays(settings: Settings) -> list[Background]:
+    """The relays a process runs, by its lane: the urgent lane's rows have a relay of their own,
     so a P1's copy never waits for a batch of the rest to be acknowledged by the broker."""
-    chosen: list[RelayLane] = [
-        *(["main"] if lane != "urgent" else []),
-        *(["urgent"] if lane != "main" else []),
-    ]
     return [
-        Background(
-            "outbox-relay" if which == "main" else "outbox-relay-urgent",
-            functools.partial(relay, lane=which),
-        )
-        for which in chosen
+        *([Background("outbox-relay", relay)] if settings.works_main else []),
+        *(
+            [Background("outbox-relay-urgent", functools.partial(relay, lane="urgent"))]
+            if settings.works_urgent
+            else []
+        ),
     ]
 
 

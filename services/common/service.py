@@ -108,7 +108,7 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
         for check in parts.lag_checks:
             runtime.health.add_check(check)
         if spec.outbox:
-            background += relays(settings.lane)
+            background += relays(settings)
             runtime.health.add_check(LagCheck("outbox", outbox_lag, settings.outbox_stuck_seconds))
         tasks = [asyncio.create_task(supervise(runtime, b)) for b in background]
         state.update(ready=True, runtime=runtime)
