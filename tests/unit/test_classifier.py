@@ -12,6 +12,8 @@ from services.cli import app as veilig
 from services.triage.classifier import (
     Classifier,
     Decision,
+    _build_model,
+    _Scorer,
     evaluate,
     load_corpus,
     normalise,
@@ -269,6 +271,28 @@ def test_unknown_hint_is_ignored(classifier: Classifier) -> None:
 
 
 # --- held-out evaluation ------------------------------------------------------------------------
+
+
+def test_the_compiled_scorer_gives_the_pipelines_own_probabilities() -> None:
+    """The classifier scores with _Scorer, not the scikit-learn pipeline's predict_proba: the
+    same numbers, for texts it was trained on and texts it never saw."""
+    examples = load_corpus()
+    texts = [normalise(e.text) for e in examples]
+    model = _build_model().fit(texts, [e.category for e in examples])
+    unseen = [
+        normalise(t)
+        for t in (
+            "Someone is breaking into the bike shed at the station",
+            "er ligt een dode kat op de stoep voor nummer 12",
+            "asdf qwerty",
+            "",
+        )
+    ]
+    for batch in (texts, texts[:1], unseen):
+        expected = model.predict_proba(batch)
+        got = _Scorer.of(model).probabilities(batch)
+        assert got.shape == expected.shape
+        assert abs(got - expected).max() < 1e-12
 
 
 def test_held_out_evaluation_is_reasonable() -> None:
