@@ -103,21 +103,18 @@ def lane_messages(
 async def enqueue(conn: asyncpg.Connection, messages: Iterable[OutgoingMessage]) -> None:
     """Add messages to the outbox inside the caller's transaction."""
     messages = list(messages)
-    rows = [
-        (
-            m.topic,
-            m.key,
-            json.dumps([[k, v.decode()] for k, v in m.headers]),
-            m.value,
-            m.urgent,
-        )
-        for m in messages
-    ]
-    if rows:
-        await conn.executemany(
+    if messages:
+        # One statement, not one per row (executemany): rows keep their order, and with it
+        # the ids the relays publish by.
+        await conn.execute(
             "INSERT INTO outbox (topic, key, headers, value, urgent) "
-            "VALUES ($1, $2, $3::jsonb, $4, $5)",
-            rows,
+            "SELECT t, k, h::jsonb, v, u FROM unnest($1::text[], $2::bytea[], $3::text[], "
+            "$4::bytea[], $5::bool[]) WITH ORDINALITY AS m(t, k, h, v, u, n) ORDER BY n",
+            [m.topic for m in messages],
+            [m.key for m in messages],
+            [json.dumps([[k, v.decode()] for k, v in m.headers]) for m in messages],
+            [m.value for m in messages],
+            [m.urgent for m in messages],
         )
         # Each lane's relay is woken by its own rows only (sent at commit, folded into one).
         await conn.execute(

@@ -13,6 +13,7 @@ import json
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from uuid import UUID
 
 import asyncpg
 from aiokafka import ConsumerRecord
@@ -120,9 +121,7 @@ def build_consumers(rt: Runtime) -> KafkaRouter:
     async def on_events(batch: Sequence[Incoming[Event]]) -> list[Rejected]:
         async with rt.pool.acquire() as conn, conn.transaction():
             fresh = await claim(conn, [i.item.event_id for i in batch])
-            for incoming in batch:
-                if incoming.item.event_id in fresh:
-                    await _record_public(conn, incoming.item)
+            await _record_public(conn, [i.item for i in batch if i.item.event_id in fresh])
         return []
 
     batch_consumer(
@@ -162,34 +161,50 @@ def _public(event: Event) -> tuple[str, str | None]:
     raise TypeError(type(event).__name__)
 
 
-async def _record_public(conn: asyncpg.Connection, event: Event) -> None:
-    status, note = _public(event)
-    # A merge is news for the later (duplicate) report, which is closed into the first.
-    subject = (
-        event.duplicate_incident_id if isinstance(event, IncidentMerged) else event.incident_id
-    )
+async def _record_public(conn: asyncpg.Connection, events: Sequence[Event]) -> None:
+    """A batch of events into what the reporting partners may read: one statement per table.
+    Only incidents reported through intake have a public record (a receipt)."""
+    if not events:
+        return
+    public = [_public(event) for event in events]
     await conn.execute(
         "INSERT INTO public_history (incident_id, at, status, note, event_id) "
-        "SELECT $1, $2, $3, $4, $5 WHERE EXISTS "
-        "(SELECT 1 FROM receipts WHERE incident_id = $1) "
-        "ON CONFLICT (event_id) DO NOTHING",
-        subject,
-        event.occurred_at,
-        status,
-        note,
-        event.event_id,
+        "SELECT i, a, s, t, e FROM unnest($1::uuid[], $2::timestamptz[], $3::text[], "
+        "$4::text[], $5::uuid[]) WITH ORDINALITY AS u(i, a, s, t, e, n) "
+        "WHERE EXISTS (SELECT 1 FROM receipts WHERE incident_id = u.i) "
+        "ORDER BY n ON CONFLICT (event_id) DO NOTHING",
+        [_subject(event) for event in events],
+        [event.occurred_at for event in events],
+        [status for status, _ in public],
+        [note for _, note in public],
+        [event.event_id for event in events],
     )
-    if isinstance(event, IncidentTriaged):
-        agencies = ", ".join(sorted({taxonomy().recipient(r.code).name for r in event.recipients}))
-        await conn.execute(
-            "INSERT INTO public_details (incident_id, category, priority, agencies, updated_at) "
-            "SELECT $1, $2, $3, $4, $5 WHERE EXISTS "
-            "(SELECT 1 FROM receipts WHERE incident_id = $1) "
-            "ON CONFLICT (incident_id) DO UPDATE SET category = $2, priority = $3, "
-            "agencies = $4, updated_at = $5",
-            event.incident_id,
-            event.category,
-            event.priority,
-            agencies or None,
-            event.occurred_at,
-        )
+    # The last triage of an incident in the batch is its details (one row an incident).
+    triaged = {e.incident_id: e for e in events if isinstance(e, IncidentTriaged)}
+    if not triaged:
+        return
+    details = list(triaged.values())
+    await conn.execute(
+        "INSERT INTO public_details (incident_id, category, priority, agencies, updated_at) "
+        "SELECT i, c, p, a, t FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], "
+        "$5::timestamptz[]) AS u(i, c, p, a, t) "
+        "WHERE EXISTS (SELECT 1 FROM receipts WHERE incident_id = u.i) "
+        "ON CONFLICT (incident_id) DO UPDATE SET category = excluded.category, "
+        "priority = excluded.priority, agencies = excluded.agencies, "
+        "updated_at = excluded.updated_at",
+        [e.incident_id for e in details],
+        [e.category for e in details],
+        [e.priority for e in details],
+        [_agencies(e) for e in details],
+        [e.occurred_at for e in details],
+    )
+
+
+def _subject(event: Event) -> UUID:
+    """Whose public record an event is news for: a merge is news for the later (duplicate)
+    report, which is closed into the first."""
+    return event.duplicate_incident_id if isinstance(event, IncidentMerged) else event.incident_id
+
+
+def _agencies(event: IncidentTriaged) -> str | None:
+    return ", ".join(sorted({taxonomy().recipient(r.code).name for r in event.recipients})) or None

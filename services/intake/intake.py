@@ -161,10 +161,11 @@ async def accept(
                 Outcome(ext, "duplicate" if stored == digest else "conflict", incident_id)
             )
         if fresh:
-            await conn.executemany(
+            await conn.execute(
                 "INSERT INTO public_history (incident_id, at, status, note) "
-                "VALUES ($1, $2, 'received', NULL)",
-                [(incident_id, now) for _, incident_id in fresh],
+                "SELECT i, $2, 'received', NULL FROM unnest($1::uuid[]) AS i",
+                [incident_id for _, incident_id in fresh],
+                now,
             )
             # On Kafka the personal part travels sealed with a key of the report's own, kept
             # wrapped with the day's key (decision 0010).

@@ -78,20 +78,16 @@ async def log_notifications(conn: asyncpg.Connection, events: Sequence[Notificat
     """What notify did, for the console: a batch of notification events in one statement."""
     if not events:
         return
-    await conn.executemany(
+    await conn.execute(
         "INSERT INTO notification_log (incident_id, message_id, recipient, kind, at, detail) "
-        "VALUES ($1, $2, $3, $4, $5, $6::jsonb)",
-        [
-            (
-                event.incident_id,
-                event.message_id,
-                event.recipient,
-                KINDS[type(event)],
-                event.occurred_at,
-                _json(log_detail(event)),
-            )
-            for event in events
-        ],
+        "SELECT i, m, r, k, a, d FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], "
+        "$5::timestamptz[], $6::jsonb[]) WITH ORDINALITY AS u(i, m, r, k, a, d, n) ORDER BY n",
+        [event.incident_id for event in events],
+        [event.message_id for event in events],
+        [event.recipient for event in events],
+        [KINDS[type(event)] for event in events],
+        [event.occurred_at for event in events],
+        [_json(log_detail(event)) for event in events],
     )
 
 
