@@ -29,7 +29,13 @@ from services.common.groupcommit import GroupCommit
 from services.common.observability import current_traceparent
 from services.common.offloop import off_loop
 from services.common.outbox import OutgoingMessage, enqueue, event_message
-from services.common.period_keys import KEYS, new_report_keys, period_of, seal_report
+from services.common.period_keys import (
+    KEYS,
+    ReportKey,
+    new_report_keys,
+    period_of,
+    seal_report,
+)
 from services.common.pii import seal
 from services.common.settings import Settings
 from services.intake.partners import Partner
@@ -96,6 +102,16 @@ def reported_event(
         reporter_sealed=reporter,
         attributes=report.attributes,
     )
+
+
+def report_messages(
+    settings: Settings, event: IncidentReported, key: ReportKey, traceparent: str | None
+) -> list[OutgoingMessage]:
+    """An accepted report's outbox messages: sealed with its own key, and what may well be
+    P1/P2 also on the urgent lane to triage."""
+    sealed = seal_report(event, key)
+    lanes = (False, True) if may_be_urgent(event.flags, event.category_hint) else (False,)
+    return [event_message(settings, sealed, traceparent=traceparent, lane=lane) for lane in lanes]
 
 
 async def accept(
@@ -173,25 +189,22 @@ async def accept(
             own = await new_report_keys(conn, day, [incident_id for _, incident_id in fresh])
 
             def messages() -> list[OutgoingMessage]:
-                out = []
-                for report, incident_id in fresh:
-                    event = reported_event(
-                        report,
-                        incident_id=incident_id,
-                        partner=partner,
-                        channel=channel,
-                        received_at=now,
+                return [
+                    message
+                    for report, incident_id in fresh
+                    for message in report_messages(
+                        settings,
+                        reported_event(
+                            report,
+                            incident_id=incident_id,
+                            partner=partner,
+                            channel=channel,
+                            received_at=now,
+                        ),
+                        own[incident_id],
+                        trace_of[incident_id],
                     )
-                    sealed = seal_report(event, own[incident_id])
-                    # What may well be P1/P2 also takes the urgent lane to triage.
-                    urgent = may_be_urgent(event.flags, event.category_hint)
-                    out += [
-                        event_message(
-                            settings, sealed, traceparent=trace_of[incident_id], lane=lane
-                        )
-                        for lane in ((False, True) if urgent else (False,))
-                    ]
-                return out
+                ]
 
             await enqueue(conn, await off_loop(len(fresh), messages))
     for outcome in outcomes:
