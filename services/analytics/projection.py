@@ -17,7 +17,7 @@ since both are functions of the set of events, the result is the one ``apply`` g
 
 from __future__ import annotations
 
-import io
+import asyncio
 from collections.abc import Sequence
 from datetime import datetime
 from typing import NamedTuple
@@ -272,7 +272,13 @@ _RECOMPUTE_SOME = _RECOMPUTE_FACTS.format(
     own="WHERE ev.incident_id = ANY($1::uuid[])",
     related="WHERE ev.related_incident = ANY($1::uuid[])",
 )
-_RECOMPUTE_ALL = _RECOMPUTE_FACTS.format(own="", related="WHERE ev.related_incident IS NOT NULL")
+# One share of every incident ($1 of $2 shares, by the hash of the incident id): the shares run
+# side by side, each in a backend (a core) of its own.
+_RECOMPUTE_SHARE = _RECOMPUTE_FACTS.format(
+    own="WHERE abs(uuid_hash(ev.incident_id) % $2) = $1",
+    related="WHERE ev.related_incident IS NOT NULL "
+    "AND abs(uuid_hash(ev.related_incident) % $2) = $1",
+)
 
 
 def rows_of(events: Sequence[Event], fresh: set[UUID] | None = None) -> list[EventRow]:
@@ -289,33 +295,16 @@ async def insert_events(conn: asyncpg.Connection, rows: Sequence[EventRow]) -> N
     await conn.execute(_INSERT_EVENTS, *(list(column) for column in zip(*rows, strict=True)))
 
 
-# COPY's text format: tab-separated, \N for NULL, backslash escapes.
-_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-
-
-def _copy_value(value: object) -> str:
-    if value is None:
-        return "\\N"
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return str(value).translate(_COPY_ESCAPES)
-
-
-def copy_data(rows: Sequence[EventRow]) -> bytes:
-    """Rows as COPY text: cheap to make in a worker process and to hand over as bytes."""
-    return "".join("\t".join(map(_copy_value, row)) + "\n" for row in rows).encode()
-
-
-async def store_copy(conn: asyncpg.Connection, data: bytes) -> None:
-    """Bulk-load ``copy_data`` into ``events``. When the log holds an event twice (a
+async def store_rows(conn: asyncpg.Connection, rows: Sequence[EventRow]) -> None:
+    """Bulk-load rows into ``events`` with binary COPY. When the log holds an event twice (a
     producer's retry), COPY refuses the batch; it then goes through a temporary table and
     the insert that skips what is there already."""
     try:
-        await conn.copy_to_table("events", source=io.BytesIO(data), columns=COLUMNS)
+        await conn.copy_records_to_table("events", records=rows, columns=COLUMNS)
     except asyncpg.UniqueViolationError:
         async with conn.transaction():
             await conn.execute("CREATE TEMP TABLE events_batch (LIKE events) ON COMMIT DROP")
-            await conn.copy_to_table("events_batch", source=io.BytesIO(data), columns=COLUMNS)
+            await conn.copy_records_to_table("events_batch", records=rows, columns=COLUMNS)
             await conn.execute(
                 "INSERT INTO events SELECT * FROM events_batch ON CONFLICT (event_id) DO NOTHING"
             )
@@ -346,10 +335,46 @@ async def apply(conn: asyncpg.Connection, events: Sequence[Event]) -> int:
     return len(rows)
 
 
-async def complete_bulk_load(conn: asyncpg.Connection) -> None:
-    """After rows went straight into ``events`` (a rebuild): the inbox holds their ids and
-    every fact row is computed once, set-based. Same result as :func:`apply` event by
-    event, because both are a function of the set of events only."""
-    await conn.execute("ANALYZE events")  # fresh statistics: a bulk load misleads the planner
-    await conn.execute("INSERT INTO inbox (event_id) SELECT event_id FROM events")
-    await conn.execute(_RECOMPUTE_ALL)
+# The indexes of ``events`` other than its primary key, which a bulk load needs (it is what
+# finds an event the log holds twice).
+_SECONDARY_INDEXES = """
+SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid)
+FROM pg_index i
+WHERE i.indrelid = 'events'::regclass AND NOT i.indisprimary
+"""
+
+
+async def drop_secondary_indexes(conn: asyncpg.Connection) -> list[str]:
+    """Before a bulk load into ``events``: its secondary indexes go, and their definitions
+    come back to :func:`complete_bulk_load`. Built once over the loaded rows they cost a
+    fraction of keeping them up to date row by row."""
+    indexes = await conn.fetch(_SECONDARY_INDEXES)
+    for name, _ in indexes:
+        await conn.execute(f"DROP INDEX {name}")
+    return [definition for _, definition in indexes]
+
+
+async def complete_bulk_load(
+    conns: Sequence[asyncpg.Connection], indexes: Sequence[str] = ()
+) -> None:
+    """After rows went straight into ``events`` (a rebuild): its ``indexes`` are built again,
+    the inbox holds the event ids and every fact row is computed once, set-based. Same result
+    as :func:`apply` event by event, because both are a function of the set of events only.
+
+    The work is spread over ``conns`` (each a backend, so a core): the inbox on one while the
+    indexes and the statistics are made on another, then a share of the facts on each."""
+    first, *others = conns
+
+    async def indexes_and_statistics() -> None:
+        for definition in indexes:
+            await first.execute(definition)
+        await first.execute("ANALYZE events")  # fresh statistics: a bulk load misleads the planner
+
+    async def inbox(conn: asyncpg.Connection) -> None:
+        # In key order: one pass along the index instead of a random walk through it.
+        await conn.execute("INSERT INTO inbox (event_id) SELECT event_id FROM events ORDER BY 1")
+
+    await asyncio.gather(indexes_and_statistics(), inbox(others[0] if others else first))
+    await asyncio.gather(
+        *(conn.execute(_RECOMPUTE_SHARE, share, len(conns)) for share, conn in enumerate(conns))
+    )

@@ -1,11 +1,16 @@
 """`veilig analytics rebuild`: replay the topics from offset 0 into fresh tables, swap them in.
 
 1. The migrations create the tables afresh in a staging schema (``analytics_rebuild``).
-2. A consumer without a group, assigned every partition of ``incident-events`` and
-   ``notification-events``, reads from the beginning up to the end offsets taken at the start.
-   It loads the PII-free rows of ``events`` in bulk, then computes the inbox and the facts
-   once (:func:`services.analytics.projection.complete_bulk_load`): the same mapping and the
-   same fact query as the live consumers, so rebuilt == live.
+2. Loaders, this process and a worker process for every further CPU, claim the partitions of
+   ``incident-events`` and ``notification-events`` one at a time, largest first. Each reads
+   its partition from the beginning up to the end offset taken at the start (a consumer
+   without a group) and loads the PII-free rows of ``events`` with binary COPY over a
+   connection of its own. Nothing crosses between the processes but which partition is next
+   and how many records were read, so reading, parsing and loading run on every core; this
+   process starts at once, the workers join once they have started. The secondary indexes
+   of ``events`` are built once afterwards. Then the inbox and the facts are computed once
+   (:func:`services.analytics.projection.complete_bulk_load`): the same mapping and the same
+   fact query as the live consumers, so rebuilt == live.
 3. The swap, in one transaction: lock the live inbox (the live consumers wait; the dashboard
    keeps reading), take the end offsets again and apply the tail that arrived meanwhile as the
    live consumers do, carry the safety plans over (they come from their own topic, which the
@@ -25,9 +30,10 @@ import gc
 import multiprocessing
 import os
 import time
-from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ProcessPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from multiprocessing.sharedctypes import Synchronized
 from pathlib import Path
 
 import asyncpg
@@ -40,9 +46,9 @@ from services.analytics.projection import (
     HANDLED,
     apply,
     complete_bulk_load,
-    copy_data,
+    drop_secondary_indexes,
     rows_of,
-    store_copy,
+    store_rows,
 )
 from services.common.consumer import PoisonMessage, decode_record, event_parser
 from services.common.kafka_security import client_options
@@ -54,9 +60,13 @@ LIVE = "analytics"
 STAGING = "analytics_rebuild"
 RETIRED = "analytics_retired"
 MIGRATIONS = Path(__file__).parent / "migrations"
+CLIENT_ID = "veilig-analytics-rebuild"
 
 Progress = Callable[[int, int], None]
-"""Called with (records read, records to read) after every batch."""
+"""Called with (records read, records to read) as the replay goes."""
+
+Part = tuple[str, int, int, int]
+"""A partition to load: (topic, partition, first offset, end offset)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,104 +97,154 @@ def _parse(records: list[ConsumerRecord[bytes, bytes]]) -> tuple[list[Event], in
     return events, invalid
 
 
-def _parse_rows(records: list[ConsumerRecord[bytes, bytes]]) -> tuple[bytes, int]:
-    """In a worker process: parsing is most of the work of a replay, and it is CPU-bound.
-
-    Without the cycle collector while a batch is parsed: the events hold no cycles, and
-    collecting generations full of them took a third of the time.
-    """
-    gc.disable()
-    try:
-        events, invalid = _parse(records)
-        return copy_data(rows_of(events)), invalid
-    finally:
-        gc.enable()
+def parts(first: dict[TopicPartition, int], ends: dict[TopicPartition, int]) -> list[Part]:
+    """The partitions that hold records, largest first: the loaders claim them in this order,
+    so the last ones claimed are small and the loaders finish close together."""
+    return [
+        (tp.topic, tp.partition, first[tp], ends[tp])
+        for tp in sorted(ends, key=lambda tp: first[tp] - ends[tp])
+        if ends[tp] > first[tp]
+    ]
 
 
-def _warm_up() -> None:
-    """Runs once in each worker so that its imports happen while the tables are made; what
-    the imports made lives as long as the process, so the collector need not look at it."""
+async def _next_batch(
+    consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int], batch: int
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """The next records of the partitions not yet read up to ``ends``; [] when done."""
+    while pending := [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
+        fetched = await consumer.getmany(*pending, timeout_ms=1000, max_records=batch)
+        if records := [r for part in fetched.values() for r in part]:
+            return records
+    return []
+
+
+@dataclass(frozen=True, slots=True)
+class _Shared:
+    """What the loaders (this process and the workers) share: the index of the next part to
+    claim, and how many records all of them have read."""
+
+    claimed: Synchronized[int]
+    read: Synchronized[int]
+
+    def claim(self) -> int:
+        with self.claimed.get_lock():
+            index = self.claimed.value
+            self.claimed.value += 1
+        return index
+
+    def count(self, records: int) -> None:
+        with self.read.get_lock():
+            self.read.value += records
+
+
+_shared: _Shared | None = None  # in a worker process: set once it starts
+
+
+def _start_worker(claimed: Synchronized[int], read: Synchronized[int]) -> None:
+    """Runs once in each worker: what the imports made lives as long as the process, so the
+    collector need not look at it again."""
+    global _shared
+    _shared = _Shared(claimed, read)
     gc.freeze()
 
 
-class _Replay:
-    """Reads the assigned partitions and projects what it reads."""
+def _ready() -> None:
+    """Submitted once a worker to start the processes (and their imports) early."""
 
-    def __init__(
-        self,
-        consumer: AIOKafkaConsumer,
-        conn: asyncpg.Connection,
-        batch: int,
-        first: dict[TopicPartition, int],
-        progress: Progress,
-    ) -> None:
-        self.consumer = consumer
-        self.conn = conn
-        self.batch = batch
-        self.first = first  # the log's first offsets: progress counts from there
-        self.progress = progress
-        self.records = self.invalid = 0
 
-    async def _fetch(self, ends: dict[TopicPartition, int]) -> list[ConsumerRecord[bytes, bytes]]:
-        """The next records of the partitions not yet read up to ``ends``; [] when done."""
-        while pending := [tp for tp, end in ends.items() if await self.consumer.position(tp) < end]:
-            fetched = await self.consumer.getmany(*pending, timeout_ms=1000, max_records=self.batch)
-            records = [r for part in fetched.values() for r in part]
-            if records:
-                self.records += len(records)
-                total = sum(end - self.first[tp] for tp, end in ends.items())
-                self.progress(self.records, max(total, self.records))
-                return records
-        return []
+def _load_in_worker(settings: Settings, work: list[Part], batch: int) -> tuple[int, int]:
+    assert _shared is not None
+    return asyncio.run(_load(settings, work, batch, _shared))
 
-    async def bulk(
-        self,
-        ends: dict[TopicPartition, int],
-        pool: ProcessPoolExecutor,
-        workers: list[Future[None]],
-    ) -> None:
-        """Load the rows of every record up to ``ends`` into ``events``: worker processes
-        parse, this one fetches and stores, all at the same time. Until the workers have
-        started (``workers`` are their warm-ups), this process parses too."""
-        loop = asyncio.get_running_loop()
-        parsing: set[asyncio.Future[tuple[bytes, int]]] = set()
-        storing: asyncio.Task[None] | None = None
 
-        async def store(parsed: Iterable[tuple[bytes, int]]) -> None:
-            nonlocal storing
-            for data, invalid in parsed:
-                self.invalid += invalid
+async def _load(
+    settings: Settings, work: list[Part], batch: int, shared: _Shared
+) -> tuple[int, int]:
+    """Claim parts of ``work`` until none is left and load each into the staging schema;
+    (records read, records that were no event).
+
+    Without the cycle collector meanwhile: the events and rows hold no cycles, and with it
+    every fetch paid for scanning the batches before it (reading took 5 times as long)."""
+    index = shared.claim()
+    if index >= len(work):  # the others were quicker: nothing to connect for
+        return 0, 0
+    consumer = AIOKafkaConsumer(
+        **client_options(settings),
+        client_id=CLIENT_ID,
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+        # A fetch of a partition read to its end waits at most this long at the broker, and
+        # the next partition's fetch waits for it (with the default 500 ms, half the time).
+        fetch_max_wait_ms=5,
+    )
+    conn = await asyncpg.connect(
+        settings.database_url.get_secret_value(),
+        server_settings={"search_path": f"{STAGING},public"},
+    )
+    records = invalid = 0
+    storing: asyncio.Task[None] | None = None
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        await consumer.start()
+        while index < len(work):
+            topic, partition, first, end = work[index]
+            tp = TopicPartition(topic, partition)
+            consumer.assign([tp])
+            consumer.seek(tp, first)
+            while fetched := await _next_batch(consumer, {tp: end}, batch):
+                # Only up to the end offset: what came later is the tail, applied at the swap.
+                mine = [r for r in fetched if r.offset < end]
+                events, bad = _parse(mine)
+                records, invalid = records + len(mine), invalid + bad
                 if storing is not None:
                     await storing
-                storing = asyncio.create_task(store_copy(self.conn, data))
-
-        while records := await self._fetch(ends):
-            if not all(w.done() for w in workers):
-                await store([_parse_rows(records)])
-                continue
-            parsing.add(loop.run_in_executor(pool, _parse_rows, records))
-            if len(parsing) > len(workers):  # every worker busy and one batch waiting
-                done, parsing = await asyncio.wait(parsing, return_when=asyncio.FIRST_COMPLETED)
-                await store(f.result() for f in done)
-        if parsing:
-            done, _ = await asyncio.wait(parsing)
-            await store(f.result() for f in done)
+                # Stored while the next batch is read and parsed.
+                storing = asyncio.create_task(store_rows(conn, rows_of(events)))
+                shared.count(len(mine))
+            index = shared.claim()
         if storing is not None:
             await storing
+    finally:
+        if storing is not None:
+            storing.cancel()  # done already, unless this loader failed
+        if collecting:
+            gc.enable()
+        await consumer.stop()
+        await conn.close()
+    return records, invalid
 
-    async def apply(self, ends: dict[TopicPartition, int]) -> None:
-        """Apply every record up to ``ends`` batch by batch, as the live consumers do."""
-        while records := await self._fetch(ends):
-            events, invalid = _parse(records)
-            self.invalid += invalid
-            if events:
-                async with self.conn.transaction():
-                    await apply(self.conn, events)
+
+async def _bulk(
+    settings: Settings,
+    pool: ProcessPoolExecutor,
+    workers: int,
+    shared: _Shared,
+    work: list[Part],
+    batch: int,
+    report: Callable[[int], None],
+) -> tuple[int, int]:
+    """Load ``work`` with every worker and this process, which starts at once while the
+    workers are still starting; reports progress as they read. (records, invalid)"""
+    loop = asyncio.get_running_loop()
+    loads = [
+        loop.run_in_executor(pool, _load_in_worker, settings, work, batch) for _ in range(workers)
+    ]
+    loads.append(asyncio.ensure_future(_load(settings, work, batch, shared)))
+    pending: set[asyncio.Future[tuple[int, int]]] = set(loads)
+    while pending:
+        _, pending = await asyncio.wait(pending, timeout=0.25)
+        report(shared.read.value)
+    results = [load.result() for load in loads]
+    return sum(r for r, _ in results), sum(i for _, i in results)
 
 
-async def _fresh_staging(conn: asyncpg.Connection) -> None:
+async def _fresh_staging(conn: asyncpg.Connection) -> list[str]:
+    """The staging schema as the migrations make it, ready for a bulk load: the definitions
+    of the indexes to build once it is done."""
     await conn.execute(f"DROP SCHEMA IF EXISTS {STAGING} CASCADE")
     await migrate(conn, STAGING, load_migrations(MIGRATIONS))
+    return await drop_secondary_indexes(conn)
 
 
 async def _assign_from_start(
@@ -206,37 +266,69 @@ async def rebuild(
     settings: Settings,
     *,
     batch: int = 5000,
-    workers: int = os.cpu_count() or 1,
+    workers: int = max(1, (os.cpu_count() or 2) - 1),
     progress: Progress | None = None,
 ) -> RebuildResult:
     """Rebuild the analytics schema from the topics and swap it in; see the module doc."""
     started = time.perf_counter()
+    progress = progress or (lambda _d, _t: None)
     # spawn, not fork: this process has an event loop and sockets a child must not share.
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
-    warming = [pool.submit(_warm_up) for _ in range(workers)]
+    context = multiprocessing.get_context("spawn")
+    shared = _Shared(context.Value("i", 0), context.Value("q", 0))
+    pool = ProcessPoolExecutor(
+        workers,
+        mp_context=context,
+        initializer=_start_worker,
+        initargs=(shared.claimed, shared.read),
+    )
+    for _ in range(workers):
+        pool.submit(_ready)
     dsn = settings.database_url.get_secret_value()
-    staging = await asyncpg.connect(dsn, server_settings={"search_path": f"{STAGING},public"})
+    staging, helper = await asyncio.gather(
+        *(asyncpg.connect(dsn, server_settings={"search_path": f"{STAGING},public"}) for _ in "ab")
+    )
     live = await asyncpg.connect(dsn)
     consumer = AIOKafkaConsumer(
         **client_options(settings),
-        client_id="veilig-analytics-rebuild",
+        client_id=CLIENT_ID,
         enable_auto_commit=False,
         max_partition_fetch_bytes=4 * 1024 * 1024,
     )
     try:
-        _, partitions = await asyncio.gather(
+        indexes, partitions = await asyncio.gather(
             _fresh_staging(staging), _assign_from_start(consumer, settings)
         )
         first = await consumer.beginning_offsets(partitions)
-        replay = _Replay(consumer, staging, batch, first, progress or (lambda _d, _t: None))
-        await replay.bulk(await consumer.end_offsets(partitions), pool, warming)
-        await complete_bulk_load(staging)
+        ends = await consumer.end_offsets(partitions)
+        total = sum(end - first[tp] for tp, end in ends.items())
+        records, invalid = await _bulk(
+            settings,
+            pool,
+            workers,
+            shared,
+            parts(first, ends),
+            batch,
+            lambda so_far: progress(so_far, max(total, so_far)),
+        )
+        progress(records, max(total, records))
+        for tp, end in ends.items():
+            consumer.seek(tp, end)
+        await complete_bulk_load([staging, helper], indexes)
         async with live.transaction():
             has_live = await live.fetchval("SELECT to_regclass($1)", f"{LIVE}.inbox") is not None
             if has_live:
                 await live.execute(f"LOCK TABLE {LIVE}.inbox IN EXCLUSIVE MODE")
-            await replay.apply(await consumer.end_offsets(partitions))
-            events = await staging.fetchval("SELECT count(*) FROM events")
+            # The tail, batch by batch as the live consumers apply it.
+            ends = await consumer.end_offsets(partitions)
+            total = sum(end - first[tp] for tp, end in ends.items())
+            while tail := await _next_batch(consumer, ends, batch):
+                events, bad = _parse(tail)
+                records, invalid = records + len(tail), invalid + bad
+                progress(records, max(total, records))
+                if events:
+                    async with staging.transaction():
+                        await apply(staging, events)
+            events_kept = await staging.fetchval("SELECT count(*) FROM events")
             if has_live:
                 await live.execute(
                     f"INSERT INTO {STAGING}.safety_plans SELECT * FROM {LIVE}.safety_plans"  # noqa: S608
@@ -250,5 +342,6 @@ async def rebuild(
         pool.shutdown(wait=False, cancel_futures=True)
         await consumer.stop()
         await staging.close()
+        await helper.close()
         await live.close()
-    return RebuildResult(replay.records, events, replay.invalid, time.perf_counter() - started)
+    return RebuildResult(records, events_kept, invalid, time.perf_counter() - started)

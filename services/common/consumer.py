@@ -37,7 +37,7 @@ from faststream.message import StreamMessage
 from faststream.types import DecodedMessage
 from prometheus_client import Counter, Gauge
 
-from schemas.envelope import EnvelopeError, decode, event_type
+from schemas.envelope import EnvelopeError, decode_wanted
 from schemas.events import REGISTRY, Event
 from schemas.topics import Topic
 from services.common.dlq import seal_dead_letter
@@ -316,12 +316,8 @@ def event_parser(*wanted: type[Event]) -> Parser[Event]:
     types = {cls.ce_type for cls in REGISTRY.values() if issubclass(cls, wanted)}
 
     def parse(record: ConsumerRecord[bytes, bytes]) -> Event | None:
-        headers = record.headers or ()
-        ce_type = event_type(headers)
-        if ce_type is not None and ce_type not in types:
-            return None
         try:
-            return decode(headers, record.value or b"")
+            return decode_wanted(record.headers or (), record.value or b"", types)
         except EnvelopeError as exc:
             raise PoisonMessage(str(exc), kind="invalid-event") from exc
 

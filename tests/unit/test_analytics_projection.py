@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from schemas.events import IncidentReported, IncidentResolved, Location, NotificationFailed
 from schemas.examples import EXAMPLES
-from services.analytics.projection import COLUMNS, HANDLED, copy_data, event_kind, to_row
+from services.analytics.projection import COLUMNS, HANDLED, event_kind, to_row
 
 
 def test_no_text_names_or_coordinates_reach_analytics() -> None:
@@ -40,12 +40,3 @@ def test_a_location_outside_haarlem_counts_as_unknown_area() -> None:
     )
     row = to_row(outside)
     assert (row.wijk, row.buurt) == (None, None)
-
-
-def test_copy_text_escapes_and_marks_nulls() -> None:
-    row = to_row(EXAMPLES[IncidentReported])._replace(partner="a\tb\\c")
-    (line,) = copy_data([row]).decode().splitlines()
-    fields = line.split("\t")
-    assert len(fields) == len(COLUMNS)
-    assert fields[COLUMNS.index("partner")] == "a\\tb\\\\c"
-    assert fields[COLUMNS.index("priority")] == "\\N"

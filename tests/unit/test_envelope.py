@@ -19,6 +19,7 @@ from schemas.envelope import (
     EncodedMessage,
     EnvelopeError,
     decode,
+    decode_wanted,
     encode,
     event_type,
     validation_errors,
@@ -204,6 +205,25 @@ def test_repeated_headers_must_agree() -> None:
     doubled = [*message.headers, ("ce_type", IncidentTriaged.ce_type.encode())]
     with pytest.raises(EnvelopeError, match="given twice"):
         decode(doubled, message.value)
+
+
+def test_a_header_repeated_with_the_same_value_is_one_header() -> None:
+    message = encode(EXAMPLES[IncidentReported])
+    doubled = [*message.headers, ("CE_TYPE", IncidentReported.ce_type.encode())]
+    assert decode(doubled, message.value) == EXAMPLES[IncidentReported]
+
+
+def test_decode_wanted_skips_other_types_without_reading_the_body() -> None:
+    message = encode(EXAMPLES[NotificationFailed])
+    assert decode_wanted(message.headers, b"not json", {IncidentReported.ce_type}) is None
+    wanted = {NotificationFailed.ce_type}
+    assert decode_wanted(message.headers, message.value, wanted) == EXAMPLES[NotificationFailed]
+    with pytest.raises(EnvelopeError, match="Invalid JSON"):
+        decode_wanted(message.headers, b"not json", wanted)
+    # Headers that cannot be read are an error whatever the type (the consumer dead-letters it).
+    unreadable = [(k, b"\xff" if k == "ce_id" else v) for k, v in message.headers]
+    with pytest.raises(EnvelopeError, match="not UTF-8"):
+        decode_wanted(unreadable, message.value, {IncidentReported.ce_type})
 
 
 def test_a_header_that_is_not_utf8_is_rejected() -> None:
