@@ -151,11 +151,15 @@ async def accept(
         repeated = [r.external_id for r in reports if r.external_id not in inserted]
         existing = {
             row["external_id"]: (row["incident_id"], row["body_hash"])
-            for row in await conn.fetch(
-                "SELECT external_id, incident_id, body_hash FROM receipts "
-                "WHERE partner = $1 AND external_id = ANY($2::text[])",
-                partner.code,
-                repeated,
+            for row in (
+                await conn.fetch(
+                    "SELECT external_id, incident_id, body_hash FROM receipts "
+                    "WHERE partner = $1 AND external_id = ANY($2::text[])",
+                    partner.code,
+                    repeated,
+                )
+                if repeated  # a round trip less for the usual call, where every report is new
+                else ()
             )
         }
         outcomes: list[Outcome] = []

@@ -5,6 +5,7 @@ starts again by itself."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import json
 import uuid
@@ -185,4 +186,49 @@ async def test_a_row_committed_as_a_round_ends_is_published_at_once(
         rt.stopping.set()
         await asyncio.wait([task], timeout=20)
         await rt.pool.close()
+        await conn.close()
+
+
+async def test_the_urgent_relay_never_counts_the_main_lanes_backlog(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Counting the backlog scans the whole outbox, the main lane's rows included: during a
+    burst that held a P1's copy up to 700 ms a round. The urgent relay publishes its rows past
+    a main backlog nobody relays here, and never counts."""
+    conn = await asyncpg.connect(
+        settings.database_url.get_secret_value(), server_settings={"search_path": "intake"}
+    )
+    await migrate(conn, "intake", load_migrations(INTAKE.migrations))
+    await apply_topics(settings)
+    await conn.execute("DELETE FROM outbox")
+    rt = await runtime(settings)
+    counts: list[str] = []
+    count_backlog = outbox._record_backlog
+
+    async def counting(leader: asyncpg.Connection, schema: str) -> None:
+        counts.append(schema)
+        await count_backlog(leader, schema)
+
+    monkeypatch.setattr(outbox, "_record_backlog", counting)
+    async with conn.transaction():
+        await enqueue(conn, [message(settings, INCIDENTS[0], n) for n in range(200)])
+    body = functools.partial(relay, lane="urgent")
+    task = asyncio.create_task(supervise(rt, Background("outbox-relay-urgent", body)))
+    try:
+        for n in range(3):  # three rounds, each woken by its own row
+            urgent = dataclasses.replace(message(settings, INCIDENTS[1], n), urgent=True)
+            async with conn.transaction():
+                await enqueue(conn, [urgent])
+
+            async def published() -> bool:
+                return not await conn.fetchval("SELECT count(*) FROM outbox WHERE urgent")
+
+            await eventually(published, within=10)
+        assert await conn.fetchval("SELECT count(*) FROM outbox") == 200  # the main lane's
+        assert counts == []
+    finally:
+        rt.stopping.set()
+        await asyncio.wait([task], timeout=20)
+        await rt.pool.close()
+        await conn.execute("DELETE FROM outbox")
         await conn.close()

@@ -199,6 +199,11 @@ async def run(
                     )
                 if not e2e["drained"]:
                     results["notes"].append("the end-to-end backlog had not cleared at the burst")
+            if (p1 := results.get("p1_in_burst")) and p1["lag_at_start"]:
+                results["notes"].append(
+                    f"the platform was not idle: consumer lag {p1['lag_at_start']:,} "
+                    "when the P1-in-a-burst scenario began"
+                )
     # With the services stopped (locally): the rebuild has the machine to itself.
     if Scenario.rebuild not in skip:
         log.info("scenario rebuild")
