@@ -28,7 +28,7 @@ analytics_app = typer.Typer(
 
 @analytics_app.command("rebuild")
 def rebuild_command(
-    batch: Annotated[int, typer.Option(min=1, help="Records a transaction.")] = 5000,
+    batch: Annotated[int, typer.Option(min=1, help="Records read and loaded at a time.")] = 5000,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Replay incident-events and notification-events from offset 0 into fresh tables and
