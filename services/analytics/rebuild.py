@@ -107,6 +107,26 @@ def parts(first: dict[TopicPartition, int], ends: dict[TopicPartition, int]) -> 
     ]
 
 
+async def _connect_staging(settings: Settings) -> asyncpg.Connection:
+    return await asyncpg.connect(
+        settings.database_url.get_secret_value(),
+        server_settings={"search_path": f"{STAGING},public"},
+    )
+
+
+def _consumer(settings: Settings) -> AIOKafkaConsumer:
+    """A consumer without a group, for reading partitions it is assigned to their ends."""
+    return AIOKafkaConsumer(
+        **client_options(settings),
+        client_id=CLIENT_ID,
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+        # A fetch of a partition read to its end waits at most this long at the broker, and
+        # the next partition's fetch waits for it (with the default 500 ms, half the time).
+        fetch_max_wait_ms=5,
+    )
+
+
 async def _next_batch(
     consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int], batch: int
 ) -> list[ConsumerRecord[bytes, bytes]]:
@@ -168,19 +188,8 @@ async def _load(
     index = shared.claim()
     if index >= len(work):  # the others were quicker: nothing to connect for
         return 0, 0
-    consumer = AIOKafkaConsumer(
-        **client_options(settings),
-        client_id=CLIENT_ID,
-        enable_auto_commit=False,
-        max_partition_fetch_bytes=4 * 1024 * 1024,
-        # A fetch of a partition read to its end waits at most this long at the broker, and
-        # the next partition's fetch waits for it (with the default 500 ms, half the time).
-        fetch_max_wait_ms=5,
-    )
-    conn = await asyncpg.connect(
-        settings.database_url.get_secret_value(),
-        server_settings={"search_path": f"{STAGING},public"},
-    )
+    consumer = _consumer(settings)
+    conn = await _connect_staging(settings)
     records = invalid = 0
     storing: asyncio.Task[None] | None = None
     collecting = gc.isenabled()
@@ -247,10 +256,8 @@ async def _fresh_staging(conn: asyncpg.Connection) -> list[str]:
     return await drop_secondary_indexes(conn)
 
 
-async def _assign_from_start(
-    consumer: AIOKafkaConsumer, settings: Settings
-) -> list[TopicPartition]:
-    """Every partition of the projected topics, assigned to ``consumer`` at its beginning."""
+async def _assign(consumer: AIOKafkaConsumer, settings: Settings) -> list[TopicPartition]:
+    """Every partition of the projected topics, assigned to ``consumer``."""
     admin = await connect_admin(settings)
     try:
         partitions = await topic_partitions(admin, [settings.topic(t.name) for t in TOPICS])
@@ -258,7 +265,6 @@ async def _assign_from_start(
         await admin.close()
     await consumer.start()
     consumer.assign(partitions)
-    await consumer.seek_to_beginning(*partitions)
     return partitions
 
 
@@ -283,20 +289,12 @@ async def rebuild(
     )
     for _ in range(workers):
         pool.submit(_ready)
-    dsn = settings.database_url.get_secret_value()
-    staging, helper = await asyncio.gather(
-        *(asyncpg.connect(dsn, server_settings={"search_path": f"{STAGING},public"}) for _ in "ab")
-    )
-    live = await asyncpg.connect(dsn)
-    consumer = AIOKafkaConsumer(
-        **client_options(settings),
-        client_id=CLIENT_ID,
-        enable_auto_commit=False,
-        max_partition_fetch_bytes=4 * 1024 * 1024,
-    )
+    staging, helper = await asyncio.gather(*(_connect_staging(settings) for _ in range(2)))
+    live = await asyncpg.connect(settings.database_url.get_secret_value())
+    consumer = _consumer(settings)
     try:
         indexes, partitions = await asyncio.gather(
-            _fresh_staging(staging), _assign_from_start(consumer, settings)
+            _fresh_staging(staging), _assign(consumer, settings)
         )
         first = await consumer.beginning_offsets(partitions)
         ends = await consumer.end_offsets(partitions)
@@ -311,7 +309,7 @@ async def rebuild(
             lambda so_far: progress(so_far, max(total, so_far)),
         )
         progress(records, max(total, records))
-        for tp, end in ends.items():
+        for tp, end in ends.items():  # the tail starts where the loaders stopped
             consumer.seek(tp, end)
         await complete_bulk_load([staging, helper], indexes)
         async with live.transaction():

@@ -227,8 +227,8 @@ async def relay(
                 await pause(rt.stopping, None, 2.0)
                 continue
             if published < limit:
-                # Counting scans every row, the main lane's backlog included: during a burst
-                # that took the urgent lane 50-700 ms a round (decision 0006, session 9).
+                # Counting scans every row, the main lane's backlog included (thousands in a
+                # burst): work the urgent lane's rounds need not wait for (decision 0006).
                 if lane == "main" and time.monotonic() - counted >= BACKLOG_EVERY_SECONDS:
                     await _record_backlog(leader, schema)
                     counted = time.monotonic()

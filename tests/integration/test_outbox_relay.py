@@ -192,9 +192,9 @@ async def test_a_row_committed_as_a_round_ends_is_published_at_once(
 async def test_the_urgent_relay_never_counts_the_main_lanes_backlog(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Counting the backlog scans the whole outbox, the main lane's rows included: during a
-    burst that held a P1's copy up to 700 ms a round. The urgent relay publishes its rows past
-    a main backlog nobody relays here, and never counts."""
+    """Counting the backlog scans the whole outbox, the main lane's rows included (thousands
+    during a burst). The urgent relay publishes its rows past a main backlog nobody relays
+    here, and never counts."""
     conn = await asyncpg.connect(
         settings.database_url.get_secret_value(), server_settings={"search_path": "intake"}
     )

@@ -191,19 +191,17 @@ async def run(
                 if name not in skip:
                     log.info("scenario %s", name.value)
                     results[_KEYS[name]] = await scenario(bench_)
-            if e2e := results.get("end_to_end"):
-                if e2e["lag_at_start"]:
+            for key, what in (
+                ("end_to_end", "the end-to-end steps"),
+                ("p1_in_burst", "the P1-in-a-burst scenario"),
+            ):
+                if (found := results.get(key)) and found["lag_at_start"]:
                     results["notes"].append(
-                        f"the platform was not idle: consumer lag {e2e['lag_at_start']:,} "
-                        "when the end-to-end steps began"
+                        f"the platform was not idle: consumer lag {found['lag_at_start']:,} "
+                        f"when {what} began"
                     )
-                if not e2e["drained"]:
-                    results["notes"].append("the end-to-end backlog had not cleared at the burst")
-            if (p1 := results.get("p1_in_burst")) and p1["lag_at_start"]:
-                results["notes"].append(
-                    f"the platform was not idle: consumer lag {p1['lag_at_start']:,} "
-                    "when the P1-in-a-burst scenario began"
-                )
+            if (e2e := results.get("end_to_end")) and not e2e["drained"]:
+                results["notes"].append("the end-to-end backlog had not cleared at the burst")
     # With the services stopped (locally): the rebuild has the machine to itself.
     if Scenario.rebuild not in skip:
         log.info("scenario rebuild")
