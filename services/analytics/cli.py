@@ -56,6 +56,7 @@ def rebuild_command(
         "invalid": result.invalid,
         "seconds": round(result.seconds, 2),
         "events_per_second": round(result.per_second),
+        "phase_seconds": result.phases,
     }
     if as_json:
         typer.echo(json.dumps(summary))
@@ -65,3 +66,4 @@ def rebuild_command(
             f"{result.invalid} invalid skipped) in {result.seconds:.1f} s: "
             f"{result.per_second:,.0f} events/s; swapped in"
         )
+        console.print(", ".join(f"{name} {s:.2f} s" for name, s in result.phases.items()))

@@ -75,6 +75,9 @@ class RebuildResult:
     events: int
     invalid: int
     seconds: float
+    phases: dict[str, float]
+    """Seconds of each step: ``prepare`` (staging schema, offsets, worker start), ``load``
+    (read, parse and COPY), ``complete`` (indexes, inbox, facts), ``swap`` (tail and rename)."""
 
     @property
     def per_second(self) -> float:
@@ -277,6 +280,11 @@ async def rebuild(
 ) -> RebuildResult:
     """Rebuild the analytics schema from the topics and swap it in; see the module doc."""
     started = time.perf_counter()
+    phases: dict[str, float] = {}
+
+    def phase(name: str) -> None:
+        phases[name] = time.perf_counter() - started - sum(phases.values())
+
     progress = progress or (lambda _d, _t: None)
     # spawn, not fork: this process has an event loop and sockets a child must not share.
     context = multiprocessing.get_context("spawn")
@@ -299,6 +307,7 @@ async def rebuild(
         first = await consumer.beginning_offsets(partitions)
         ends = await consumer.end_offsets(partitions)
         total = sum(end - first[tp] for tp, end in ends.items())
+        phase("prepare")
         records, invalid = await _bulk(
             settings,
             pool,
@@ -311,7 +320,9 @@ async def rebuild(
         progress(records, max(total, records))
         for tp, end in ends.items():  # the tail starts where the loaders stopped
             consumer.seek(tp, end)
+        phase("load")
         await complete_bulk_load([staging, helper], indexes)
+        phase("complete")
         async with live.transaction():
             has_live = await live.fetchval("SELECT to_regclass($1)", f"{LIVE}.inbox") is not None
             if has_live:
@@ -335,6 +346,7 @@ async def rebuild(
             await live.execute(f"ALTER SCHEMA {STAGING} RENAME TO {LIVE}")
             if has_live:
                 await live.execute(f"DROP SCHEMA {RETIRED} CASCADE")
+        phase("swap")
     finally:
         # The workers exit on their own; waiting for them is no part of the rebuild.
         pool.shutdown(wait=False, cancel_futures=True)
@@ -342,4 +354,10 @@ async def rebuild(
         await staging.close()
         await helper.close()
         await live.close()
-    return RebuildResult(records, events_kept, invalid, time.perf_counter() - started)
+    return RebuildResult(
+        records,
+        events_kept,
+        invalid,
+        time.perf_counter() - started,
+        {name: round(seconds, 2) for name, seconds in phases.items()},
+    )

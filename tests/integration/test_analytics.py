@@ -436,6 +436,8 @@ async def test_a_rebuild_from_offset_zero_equals_the_live_projections(
         assert rebuilt[table] == live[table], table
     assert (result.records, result.events, result.invalid) == (len(events) + 6, len(events), 1)
     assert seen[-1] == (len(events) + 6, len(events) + 6)
+    assert list(result.phases) == ["prepare", "load", "complete", "swap"]
+    assert all(seconds >= 0 for seconds in result.phases.values())
 
     # The live service goes on in the swapped-in tables.
     later = incident(MARCH + timedelta(days=20), BAKENES, "brand", priority="P1")

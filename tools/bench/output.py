@@ -152,6 +152,11 @@ def markdown(results: dict[str, Any]) -> str:
             f"| 5 analytics rebuild | {rebuilt['records']:,} records from offset 0 | "
             f"{_num(rebuilt['per_second'])} events/s | {_ratio(rebuilt['ratio'])} |"
         )
+        lines.append(
+            f"| 5 analytics rebuild | seconds per step: {' / '.join(rebuilt['phase_seconds'])} | "
+            + " / ".join(_num(s, " s") for s in rebuilt["phase_seconds"].values())
+            + " | — |"
+        )
     if drained := results.get("notify_drain"):
         lines.append(
             f"| 9 notify drain | {drained['deliveries']:,} due deliveries, worker alone "

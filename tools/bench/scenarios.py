@@ -469,4 +469,5 @@ async def analytics_rebuild(settings: Settings, broker_consume: float) -> dict[s
         "seconds": round(result.seconds, 2),
         "per_second": round(result.per_second),
         "ratio": ratio(result.per_second, broker_consume),
+        "phase_seconds": result.phases,
     }
