@@ -108,21 +108,19 @@ async def enqueue(conn: asyncpg.Connection, messages: Iterable[OutgoingMessage])
     """Add messages to the outbox inside the caller's transaction."""
     messages = list(messages)
     if messages:
-        # One statement, not one per row (executemany): rows keep their order, and with it
-        # the ids the relays publish by.
+        # One statement, one round trip: the rows in one INSERT (not one per row: they keep
+        # their order, and with it the ids the relays publish by), and the NOTIFY that wakes
+        # each lane's relay by its own rows only (sent at commit, folded into one).
         await conn.execute(
-            "INSERT INTO outbox (topic, key, headers, value, urgent) "
+            "WITH added AS (INSERT INTO outbox (topic, key, headers, value, urgent) "
             "SELECT t, k, h::jsonb, v, u FROM unnest($1::text[], $2::bytea[], $3::text[], "
-            "$4::bytea[], $5::bool[]) WITH ORDINALITY AS m(t, k, h, v, u, n) ORDER BY n",
+            "$4::bytea[], $5::bool[]) WITH ORDINALITY AS m(t, k, h, v, u, n) ORDER BY n) "
+            "SELECT pg_notify(current_schema() || c, '') FROM unnest($6::text[]) AS c",
             [m.topic for m in messages],
             [m.key for m in messages],
             [json.dumps([[k, v.decode()] for k, v in m.headers]) for m in messages],
             [m.value for m in messages],
             [m.urgent for m in messages],
-        )
-        # Each lane's relay is woken by its own rows only (sent at commit, folded into one).
-        await conn.execute(
-            "SELECT pg_notify(current_schema() || c, '') FROM unnest($1::text[]) AS c",
             sorted({_WAKE[m.urgent] for m in messages}),
         )
 

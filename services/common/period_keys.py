@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -34,7 +34,6 @@ from cryptography.fernet import Fernet, InvalidToken
 from schemas.erasure import PERSONAL_FIELDS, erase_report, erased
 from schemas.events import IncidentReported, IncidentReportedSealed, SealedPersonal
 from services.common import pii
-from services.common.offloop import off_loop
 
 CACHE_SECONDS = 300.0
 
@@ -141,26 +140,22 @@ class ReportKey:
     key: bytes
 
 
-async def new_report_keys(
-    conn: asyncpg.Connection, period_key: PeriodKey, incident_ids: Iterable[uuid.UUID]
-) -> dict[uuid.UUID, ReportKey]:
-    """A key for each new report, kept wrapped with ``period_key`` (caller's transaction)."""
-    ids = list(incident_ids)
+def make_report_keys(
+    period_key: PeriodKey, incident_ids: Sequence[uuid.UUID]
+) -> tuple[dict[uuid.UUID, ReportKey], list[str]]:
+    """A key for each new report, and each wrapped with ``period_key``, in the order of
+    ``incident_ids``: what :data:`STORE_REPORT_KEYS` keeps (in the caller's transaction)."""
+    made = {i: ReportKey(period_key, Fernet.generate_key()) for i in incident_ids}
+    wrap = Fernet(period_key.key)
+    return made, [wrap.encrypt(made[i].key).decode() for i in incident_ids]
 
-    def make() -> tuple[dict[uuid.UUID, ReportKey], list[str]]:
-        made = {i: ReportKey(period_key, Fernet.generate_key()) for i in ids}
-        wrap = Fernet(period_key.key)
-        return made, [wrap.encrypt(k.key).decode() for k in made.values()]
 
-    made, wrapped = await off_loop(len(ids), make)
-    await conn.execute(
-        "INSERT INTO ops.report_keys (incident_id, key_id, key_wrapped) "
-        "SELECT i, $2, w FROM unnest($1::uuid[], $3::text[]) AS u(i, w)",
-        list(made),
-        period_key.key_id,
-        wrapped,
-    )
-    return made
+STORE_REPORT_KEYS = (
+    "INSERT INTO ops.report_keys (incident_id, key_id, key_wrapped) "
+    "SELECT i, {key_id}::uuid, w FROM unnest({ids}::uuid[], {wrapped}::text[]) AS u(i, w)"
+)
+"""Keeps the wrapped keys of :func:`make_report_keys`: a statement to complete with the
+parameters (or expressions) of the period key's id, the incident ids and the wrapped keys."""
 
 
 async def report_keys(

@@ -260,6 +260,20 @@ async def test_a_batch_judges_every_report_on_its_own(intake: Intake) -> None:
     assert result["results"][1]["errors"][0]["field"] == "reports.1.location"
     assert result["results"][2]["incident_id"] == earlier
     assert (result["accepted"], result["invalid"], result["duplicate"]) == (2, 1, 2)
+    # A key and a first public status for each new report, none for a repeated one.
+    ids = [earlier, *(result["results"][i]["incident_id"] for i in (0, 3))]
+    conn = await asyncpg.connect(intake.settings.database_url.get_secret_value())
+    try:
+        stored = await conn.fetchrow(
+            "SELECT (SELECT count(*) FROM ops.report_keys WHERE incident_id = ANY($1::uuid[])), "
+            "(SELECT count(*) FROM intake.public_history WHERE incident_id = ANY($1::uuid[])), "
+            "(SELECT count(*) FROM ops.report_keys AS k WHERE NOT EXISTS "
+            "(SELECT FROM intake.receipts AS r WHERE r.incident_id = k.incident_id))",
+            ids,
+        )
+    finally:
+        await conn.close()
+    assert tuple(stored) == (3, 3, 0)
 
     too_many = await intake.client.post(
         "/v1/incidents:batch", json={"reports": [report()] * 501}, headers=intake.auth()
