@@ -46,14 +46,11 @@ def base_url(settings: Settings) -> str:
 
 SCALED_OUT: tuple[ServiceName, ...] = ("triage", "notify")
 """What ``replicas`` multiplies: the consumers of incident-events, whose partitions the
-instances of one consumer group share. Their main lanes do the bulk work, at ``BULK_NICE``."""
+instances of one consumer group share. Their main lanes do the bulk work (``Program.bulk``)."""
 LANED: tuple[ServiceName, ...] = ("intake", "triage", "notify")
 """The services whose urgent lane has a process of its own (intake's relays the lane's rows)."""
 REPLICA_PORT_STEP = 100  # instance n listens on the service's ports + (n - 1) * 100
 URGENT_PORT_STEP = 50  # the urgent lane's process listens on the service's ports + 50
-BULK_NICE = 10
-"""Scheduling niceness of the processes that carry bulk work (the main lanes, analytics):
-when the machine is saturated, the urgent lane's processes get the CPU first (decision 0006)."""
 
 
 def replica_ports(settings: Settings, service: ServiceName, n: int) -> dict[str, str]:
@@ -119,7 +116,7 @@ def platform_programs(settings: Settings, secret: str, replicas: int = 1) -> lis
                     }
                 )
             if service in (*SCALED_OUT, "analytics"):
-                program.nice = BULK_NICE  # dashboards and P4s may lag a burst; fires may not
+                program.bulk = True  # dashboards and P4s may lag a burst; fires may not
             programs.append(program)
             if service in LANED and n == 1:
                 programs.append(

@@ -26,10 +26,16 @@ class Program:
     argv: Sequence[str]
     env: dict[str, str] = field(default_factory=dict)
     health_url: str | None = None
-    nice: int = 0
-    """Added to the scheduling niceness it starts with: bulk work yields the CPU to the rest."""
+    bulk: bool = False
+    """Bulk work: runs under ``SCHED_IDLE``, so it gets a core only when nothing else wants it
+    (decision 0006: the urgent lane, intake, the broker and PostgreSQL come first)."""
     restarts: int = 0
     process: asyncio.subprocess.Process | None = None
+
+
+def _idle() -> None:
+    """In a bulk program's process, before it starts: the lowest scheduling class."""
+    os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
 
 
 class Supervisor:
@@ -67,7 +73,7 @@ class Supervisor:
                 # Own process group: Ctrl-C reaches the supervisor, which stops the children
                 # in order instead of all of them dying mid-message at once.
                 start_new_session=True,
-                preexec_fn=(lambda: os.nice(program.nice)) if program.nice else None,
+                preexec_fn=_idle if program.bulk else None,
             )
         finally:
             out.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
@@ -16,6 +17,13 @@ OFF_LOOP_FROM = 20
 _CPU = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cpu-bound")
 """One thread: with one per request (asyncio.to_thread's pool), four batches' threads took the
 GIL from the event loop four times out of five."""
+
+
+SWITCH_INTERVAL = 0.0005
+"""Seconds the worker thread keeps the GIL once the event loop asks for it (Python's default
+is 5 ms). The loop gives the GIL up at every socket call; with the default, each cost it up
+to 5 ms more whenever the worker was busy."""
+sys.setswitchinterval(SWITCH_INTERVAL)
 
 
 async def off_loop(size: int, work: Callable[[], T]) -> T:

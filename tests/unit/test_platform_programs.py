@@ -4,7 +4,7 @@ and notify in a process of its own, the bulk work at a lower scheduling priority
 from __future__ import annotations
 
 from services.common.settings import Settings
-from tools.cli import BULK_NICE, platform_programs
+from tools.cli import platform_programs
 
 
 def test_each_laned_service_has_an_urgent_process_of_its_own() -> None:
@@ -23,7 +23,7 @@ def test_each_laned_service_has_an_urgent_process_of_its_own() -> None:
     for service in ("intake", "triage", "notify"):
         main, urgent = programs[service], programs[f"{service}-urgent"]
         assert (main.env["LANE"], urgent.env["LANE"]) == ("main", "urgent")
-        assert urgent.nice == 0
+        assert not urgent.bulk
         # Its own ports, and the same principal as the service.
         port, metrics = f"{service.upper()}_PORT", f"{service.upper()}_METRICS_PORT"
         assert urgent.env[port] != str(settings.port_of(service))
@@ -31,8 +31,8 @@ def test_each_laned_service_has_an_urgent_process_of_its_own() -> None:
         assert urgent.health_url and urgent.env[port] in urgent.health_url
         assert urgent.argv == main.argv
     # The bulk yields the CPU; intake's main process answers the partners, the P1s too.
-    assert programs["intake"].nice == 0
-    assert {programs[n].nice for n in ("triage", "notify", "analytics")} == {BULK_NICE}
+    assert not programs["intake"].bulk
+    assert all(programs[n].bulk for n in ("triage", "notify", "analytics"))
     assert "LANE" not in programs["analytics"].env
     # Notify's urgent process mails and links acknowledgements as the main one does.
     assert programs["notify-urgent"].env["NOTIFY_SMTP_HOST"] == "127.0.0.1"
@@ -45,5 +45,5 @@ def test_each_laned_service_has_an_urgent_process_of_its_own() -> None:
 def test_replicas_add_main_lanes_only() -> None:
     programs = {p.name: p for p in platform_programs(Settings(), "secret", replicas=2)}
     assert programs["triage-2"].env["LANE"] == "main"
-    assert programs["notify-2"].nice == BULK_NICE
+    assert programs["notify-2"].bulk
     assert "triage-urgent-2" not in programs and "intake-2" not in programs
