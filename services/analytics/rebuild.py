@@ -279,11 +279,13 @@ async def rebuild(
     progress: Progress | None = None,
 ) -> RebuildResult:
     """Rebuild the analytics schema from the topics and swap it in; see the module doc."""
-    started = time.perf_counter()
+    started = last = time.perf_counter()
     phases: dict[str, float] = {}
 
     def phase(name: str) -> None:
-        phases[name] = time.perf_counter() - started - sum(phases.values())
+        nonlocal last
+        now = time.perf_counter()
+        phases[name], last = now - last, now
 
     progress = progress or (lambda _d, _t: None)
     # spawn, not fork: this process has an event loop and sockets a child must not share.
