@@ -9,6 +9,8 @@ that runs the command).
 from __future__ import annotations
 
 import importlib
+import sys
+from pathlib import Path
 
 import click
 import typer
@@ -34,6 +36,11 @@ COMMANDS: dict[str, str] = {
     "privacy": "services.triage.privacy_cli:privacy_app",
 }
 """Command name -> ``module:attribute``: a Typer group, or a function made one command."""
+
+
+def executable() -> str:
+    """This command's executable in this installation (next to the Python that runs)."""
+    return str(Path(sys.executable).with_name("veilig"))
 
 
 def load(name: str) -> click.Command:

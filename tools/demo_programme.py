@@ -12,27 +12,21 @@ from __future__ import annotations
 import asyncio
 import json
 import shlex
-import sys
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 from rich.console import Console
 
 from schemas.timeutil import AMSTERDAM
+from services.cli import executable
 from services.common.settings import Settings
 from services.triage.signals import RECIPIENT as CARE
 from tools.demo import STANDIN_URL, load_scenario
 
 T = TypeVar("T")
 WAIT_SECONDS = 60.0
-
-
-def veilig() -> str:
-    """The operator CLI of this installation (next to the Python that runs the demo)."""
-    return str(Path(sys.executable).with_name("veilig"))
 
 
 async def add_plan(console: Console) -> None:
@@ -52,7 +46,7 @@ async def add_plan(console: Console) -> None:
     ]
     console.print(f"\n[bold]Meerwijk's safety plan[/bold]\n  $ {shlex.join(args)}")
     process = await asyncio.create_subprocess_exec(
-        veilig(), *args[1:], stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+        executable(), *args[1:], stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
     )
     output, _ = await process.communicate()
     console.print("  " + output.decode().strip().replace("\n", "\n  "))

@@ -206,7 +206,7 @@ async def run(
     if Scenario.rebuild not in skip:
         log.info("scenario rebuild")
         results["rebuild"] = await scenarios.analytics_rebuild(
-            settings, results["broker"]["consumer"]["per_second"]
+            results["broker"]["consumer"]["per_second"]
         )
     # Notify's delivery worker alone, on a backlog of its own (a schema of its own).
     if Scenario.drain not in skip:
