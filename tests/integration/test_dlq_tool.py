@@ -8,12 +8,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import sys
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -23,6 +21,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from schemas.envelope import decode, encode
 from schemas.events import IncidentReported, IncidentTriaged, Recipient
 from schemas.topics import INCIDENT_EVENTS, INCIDENT_SUBMISSIONS, MAIN_TOPICS
+from services.cli import executable
 from services.common.kafka_security import client_options
 from services.common.settings import Settings
 from services.common.topics import apply_topics
@@ -32,7 +31,7 @@ from tests.support import eventually, header, partner_topics, produce, read_topi
 
 pytestmark = pytest.mark.integration
 
-VEILIG = Path(sys.executable).with_name("veilig")
+VEILIG = executable()
 OS_USER = "ops-os-user"
 
 
@@ -56,7 +55,7 @@ class Cli:
     async def __call__(self, *args: str) -> Ran:
         # Asynchronously: intake keeps consuming in this process while the command runs.
         proc = await asyncio.create_subprocess_exec(
-            str(VEILIG),
+            VEILIG,
             *args,
             env=self.env,
             stdout=asyncio.subprocess.PIPE,

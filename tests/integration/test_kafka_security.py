@@ -15,7 +15,6 @@ import asyncio
 import json
 import os
 import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -32,6 +31,7 @@ from aiokafka.errors import (
 )
 
 from schemas.topics import INCIDENT_EVENTS, INCIDENT_URGENT
+from services.cli import executable
 from services.common import kafka_security
 from services.common.kafka_access import (
     OPS_PRINCIPAL,
@@ -49,7 +49,7 @@ from tests.integration.test_intake import report
 from tests.support import connected, eventually, partner_topics, read_topic, running
 
 pytestmark = pytest.mark.integration
-VEILIG = str(Path(sys.executable).with_name("veilig"))
+VEILIG = executable()
 
 
 def librdkafka_reads_and_cannot_write(properties: dict[str, str], topic: str, group: str) -> None:

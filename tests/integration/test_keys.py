@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +24,7 @@ import asyncpg
 import pytest
 from cryptography.fernet import Fernet
 
+from services.cli import executable
 from services.common import dlq, keys
 from services.common.migrations import load_migrations, migrate
 from services.common.pii import fingerprint, seal
@@ -38,12 +38,12 @@ from services.triage.service import SPEC as TRIAGE
 
 pytestmark = pytest.mark.integration
 
-VEILIG = Path(sys.executable).with_name("veilig")
+VEILIG = executable()
 
 
 async def _veilig(settings: Settings, *args: str, **env: str) -> tuple[int, str]:
     proc = await asyncio.create_subprocess_exec(
-        str(VEILIG),
+        VEILIG,
         *args,
         "--by",
         "ops-test",

@@ -190,8 +190,8 @@ async def _run(job: Job, target: Target) -> Result:
 
 
 # aiohttp, not httpx: the same 3,000 single reports from 16 clients cost httpx 2.75 ms of CPU
-# a request against aiohttp's 0.15 ms (decision 0006, session 11); on two shared
-# cores the generator would otherwise take a third of a core from the platform it measures.
+# a request against aiohttp's 0.15 ms (decision 0006, session 11); on two shared cores the
+# generator would otherwise take a third of a core from the platform it measures.
 NO_ANSWER = (aiohttp.ClientError, TimeoutError)
 
 
