@@ -7,7 +7,7 @@ switch, revoke.
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,8 +18,7 @@ import asyncpg
 from schemas.events import PartnerKind
 from schemas.topics import DLQ_SUFFIX
 from services.common import tokens
-from services.common.runtime import Runtime, pause
-from services.common.supervision import Loop
+from services.common.signalled import SignalledCache
 
 SCOPES = ("incidents:write", "incidents:read", "open311")
 DEFAULT_SCOPES = SCOPES
@@ -175,12 +174,8 @@ async def authenticate(
     if parsed is None:
         return None
     key_id, secret = parsed
-    found = cache.get(key_id) if cache is not None else None
-    if found is None:
-        generation = cache.generation if cache is not None else 0
-        found = await _active_key(conn, key_id)
-        if found is not None and cache is not None:
-            cache.put(key_id, found, generation)
+    load = functools.partial(_active_key, conn, key_id)
+    found = await (cache.lookup(key_id, load) if cache is not None else load())
     if not tokens.verify(secret, found[0] if found else None):
         return None
     assert found is not None
@@ -192,56 +187,10 @@ KEYS_CHANGED = "intake_keys"
 """NOTIFY channel a trigger on ``api_keys`` and ``partners`` signals every change on."""
 
 
-class KeyCache:
+class KeyCache(SignalledCache[str, tuple[bytes, Partner]]):
     """Active keys (their hash and partner), so that a request costs no database round trip.
-
     Revocation still takes effect at once: a trigger on ``api_keys`` and ``partners`` NOTIFYs
-    every intake process, which empties its cache. The cache vouches for nothing unless its
-    listener is connected: it starts empty and switches on only once listening, and a lost
-    listener connection (which may have missed a signal) switches it off and empties it.
-    Unknown key ids are never cached (random ids must not fill the memory).
-    """
-
-    MAX_ENTRIES = 10_000
+    every intake process, which empties its cache. Unknown key ids are never cached."""
 
     def __init__(self) -> None:
-        self._keys: dict[str, tuple[bytes, Partner]] = {}
-        self.live = False
-        # Bumped by every invalidation: a lookup that started before one is not cached.
-        self.generation = 0
-
-    def get(self, key_id: str) -> tuple[bytes, Partner] | None:
-        return self._keys.get(key_id) if self.live else None
-
-    def put(self, key_id: str, found: tuple[bytes, Partner], generation: int) -> None:
-        if self.live and generation == self.generation:
-            if len(self._keys) >= self.MAX_ENTRIES:
-                self._keys.clear()
-            self._keys[key_id] = found
-
-    def invalidate(self, *_: object) -> None:
-        self.generation += 1
-        self._keys.clear()
-
-    def _lost(self, *_: object) -> None:
-        self.live = False
-        self.invalidate()
-
-    async def listen(self, rt: Runtime, loop: Loop) -> None:
-        """The supervised body that keeps the cache honest (one listener connection)."""
-        conn = await rt.pool.acquire()
-        try:
-            conn.add_termination_listener(self._lost)
-            await conn.add_listener(KEYS_CHANGED, self.invalidate)
-            self.invalidate()
-            self.live = True
-            while not rt.stopping.is_set():
-                loop.beat()
-                await pause(rt.stopping, None, 5.0)
-                await conn.fetchval("SELECT 1")  # a half-open connection fails here
-        finally:
-            self._lost()
-            with contextlib.suppress(Exception):
-                conn.remove_termination_listener(self._lost)
-                await conn.remove_listener(KEYS_CHANGED, self.invalidate)
-            await rt.pool.release(conn)
+        super().__init__(KEYS_CHANGED, keep_missing=False)

@@ -58,7 +58,7 @@ from services.common.pii import SealError, open_sealed
 from services.common.runtime import Runtime, pause
 from services.common.supervision import Loop
 from services.notify.mail import compose_email, send_email
-from services.notify.registry import CHANNELS_CHANGED, Channel, disable_channel, kind_code
+from services.notify.registry import Channel, disable_channel, kind_code
 from services.notify.retry import DeliveryResult
 from services.notify.store import (
     URGENT_WAKE_CHANNEL,
@@ -623,11 +623,8 @@ class DeliveryWorker:
         if handed_back != "UPDATE 0":
             log.warning("handed back leases no attempt holds", extra={"result": handed_back})
         listener = await rt.pool.acquire()
-        # Signals may have been missed while no listener was connected.
-        self.notify.channels.invalidate()
         try:
             await listener.add_listener(self.wake_channel, self._woken)
-            await listener.add_listener(CHANNELS_CHANGED, self.notify.channels.invalidate)
             while not rt.stopping.is_set():
                 loop.beat()
                 self.wake.clear()  # before claiming: a NOTIFY during the claim wakes the next
@@ -640,7 +637,6 @@ class DeliveryWorker:
         finally:
             with contextlib.suppress(Exception):
                 await listener.remove_listener(self.wake_channel, self._woken)
-                await listener.remove_listener(CHANNELS_CHANGED, self.notify.channels.invalidate)
             await rt.pool.release(listener)
         await self.close()
 

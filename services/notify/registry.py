@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 from typing import Literal, Self
 
@@ -28,6 +28,7 @@ from schemas.events import NotificationChannel
 from schemas.taxonomy import Profile, RecipientRule, field_path, taxonomy
 from services.common.pii import open_secret, seal_secret
 from services.common.settings import get_settings
+from services.common.signalled import SignalledCache
 from services.notify.settings import DEFAULT_REGISTRY, NotifySettings
 from services.notify.targets import TargetPolicy, TargetRefused, check_target
 from services.notify.webhooks import check_secret
@@ -165,22 +166,17 @@ CHANNELS_CHANGED = "notify_channels"
 """NOTIFY channel a trigger on ``channels`` signals every change on (migration 0008)."""
 
 
-class ChannelCache:
+class ChannelCache(SignalledCache[str, Channel]):
     """Channels with their secrets opened, looked up once per recipient instead of once per
     message and attempt. Any change to ``channels`` (``veilig recipients set|remove``, a 410
     disabling an endpoint) is signalled by a trigger (``CHANNELS_CHANGED``) and empties the
-    cache at once; so does a lost listener connection, which may have missed a signal."""
+    cache of every notify process at once. A recipient without a channel is kept too."""
 
     def __init__(self) -> None:
-        self._by_code: dict[str, Channel | None] = {}
+        super().__init__(CHANNELS_CHANGED, keep_missing=True)
 
     async def get(self, conn: asyncpg.Connection | asyncpg.Pool, code: str) -> Channel | None:
-        if code not in self._by_code:
-            self._by_code[code] = await find_channel(conn, code)
-        return self._by_code[code]
-
-    def invalidate(self, *_: object) -> None:
-        self._by_code.clear()
+        return await self.lookup(code, partial(find_channel, conn, code))
 
 
 async def list_channels(conn: asyncpg.Connection) -> list[Channel]:

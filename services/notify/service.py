@@ -2,7 +2,8 @@
 
 Three loops share one runtime: the consumer of ``incident-events`` (decides and queues
 messages), the delivery worker (sends, retries) and the escalation task (acknowledgement
-timers), plus the outbox relay that publishes ``notification-events``.
+timers), plus the outbox relay that publishes ``notification-events`` and the listener that
+keeps the channel cache honest.
 """
 
 from __future__ import annotations
@@ -33,7 +34,10 @@ def make_spec(config: NotifySettings | None = None) -> ServiceSpec:
         # An urgent lane's process (LANE=urgent) queues and sends P1/P2 and nothing else.
         urgent_only = not rt.settings.works_main
         worker = DeliveryWorker(notify, urgent_only=urgent_only)
-        background = [Background("delivery-worker", worker.run)]
+        background = [
+            Background("channel-cache", notify.channels.listen),
+            Background("delivery-worker", worker.run),
+        ]
         if not urgent_only:
             background += [
                 Background("escalation-timers", lambda rt, loop: escalation_task(rt, loop, notify)),

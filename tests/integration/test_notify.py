@@ -54,13 +54,12 @@ from schemas.events import (
 from schemas.examples import EXAMPLES
 from schemas.taxonomy import Priority, Profile
 from schemas.topics import INCIDENT_EVENTS, NOTIFICATION_EVENTS
-from services.common.migrations import load_migrations, migrate
 from services.common.pii import seal
 from services.common.settings import Settings, get_settings
 from services.common.staff import add_staff
 from services.notify.cap import CAP_MEDIA_TYPE, validate_cap
 from services.notify.cli import recipients_app
-from services.notify.registry import CHANNELS_CHANGED, ChannelCache, Format, set_channel
+from services.notify.registry import Format, set_channel
 from services.notify.service import make_spec
 from services.notify.settings import NotifySettings
 from services.notify.webhooks import generate_secret
@@ -883,14 +882,22 @@ def test_recipients_cli_sets_and_lists_channels_without_ever_printing_a_secret(
 async def test_a_changed_channel_is_seen_at_once_by_the_cache(settings: Settings) -> None:
     """Channels are cached with their secrets opened; `veilig recipients set` (any change to
     the table) empties the cache of every notify process through the trigger's NOTIFY."""
-    async with database(settings) as conn, database(settings) as listener:
-        await migrate(conn, "notify", load_migrations(make_spec().migrations))
-        cache = ChannelCache()
-        await listener.add_listener(CHANNELS_CHANGED, cache.invalidate)
+    async with (
+        running(make_spec(notify_config(free_port())), settings) as (app, _client),
+        database(settings) as conn,
+    ):
+        cache = app.state.service["runtime"].extras["notify"].channels
+        await eventually(lambda: cache.live, within=10, every=0.05)  # its listener is connected
         first, second = generate_secret(), generate_secret()
         await set_channel(conn, "handhaving", webhook_url="http://127.0.0.1:1/a", secrets=[first])
         channel = await cache.get(conn, "handhaving")
         assert channel is not None and channel.secrets == (first,)
+        # A change behind the trigger's back is not seen: the channel is served from memory.
+        async with conn.transaction():
+            await conn.execute("ALTER TABLE channels DISABLE TRIGGER channels_changed")
+            await conn.execute("UPDATE channels SET webhook_url = 'http://127.0.0.1:1/x'")
+            await conn.execute("ALTER TABLE channels ENABLE TRIGGER channels_changed")
+        assert (await cache.get(conn, "handhaving")).webhook_url.endswith("/a")  # type: ignore[union-attr]
         await set_channel(conn, "handhaving", webhook_url="http://127.0.0.1:1/b", secrets=[second])
 
         async def fresh() -> bool:

@@ -53,12 +53,13 @@ RELAYS = {"outbox-relay", "outbox-relay-urgent"}
 LOOPS = {
     ("intake", "all"): RELAYS | {"key-cache", "status-callbacks"},
     ("triage", "all"): RELAYS | {"safety-plans", "privacy-purge", "workflow-timers"},
-    ("notify", "all"): RELAYS | {"delivery-worker", "escalation-timers", "nightlife-summary"},
+    ("notify", "all"): RELAYS
+    | {"channel-cache", "delivery-worker", "escalation-timers", "nightlife-summary"},
     ("analytics", "all"): {"kafka-monitor"},
     # A process of the urgent lane alone: its relay, its deliveries, nothing of the bulk.
     ("intake", "urgent"): {"outbox-relay-urgent", "key-cache"},
     ("triage", "urgent"): {"outbox-relay-urgent", "safety-plans"},
-    ("notify", "urgent"): {"outbox-relay-urgent", "delivery-worker"},
+    ("notify", "urgent"): {"outbox-relay-urgent", "channel-cache", "delivery-worker"},
 }
 
 
