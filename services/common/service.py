@@ -208,6 +208,10 @@ def run(spec: ServiceSpec) -> None:
         host=settings.http_host,
         port=settings.port_of(spec.name),
         log_config=None,
+        # Named, not "auto": measured 15-20 % more single reports per CPU second than asyncio
+        # with h11 (decision 0006, "Sessions 12 and 13"), and a missing wheel fails loudly.
+        loop="uvloop",
+        http="httptools",
         lifespan="on",
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
     )
