@@ -889,7 +889,11 @@ async def test_a_changed_channel_is_seen_at_once_by_the_cache(settings: Settings
         cache = app.state.service["runtime"].extras["notify"].channels
         await eventually(lambda: cache.live, within=10, every=0.05)  # its listener is connected
         first, second = generate_secret(), generate_secret()
+        signalled = cache.generation
         await set_channel(conn, "handhaving", webhook_url="http://127.0.0.1:1/a", secrets=[first])
+        # The trigger's signal arrives on its own time; one that came after the lookup below
+        # would rightly empty the cache again.
+        await eventually(lambda: cache.generation > signalled, within=5, every=0.02)
         channel = await cache.get(conn, "handhaving")
         assert channel is not None and channel.secrets == (first,)
         # A change behind the trigger's back is not seen: the channel is served from memory.
