@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Callable
 import asyncpg
 import httpx
 import uvicorn
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from fastapi import FastAPI
 from starlette.types import ASGIApp
 
@@ -99,6 +99,16 @@ async def read_topic(
     finally:
         await consumer.stop()
     return records
+
+
+async def committed_offsets(settings: Settings, group: str) -> dict[TopicPartition, int]:
+    """The offsets ``group`` has committed (the next record it reads), by partition."""
+    admin = await connect_admin(settings)
+    try:
+        offsets = await admin.list_consumer_group_offsets(group)
+    finally:
+        await admin.close()
+    return {tp: meta.offset for tp, meta in offsets.items()}
 
 
 def header(record: ConsumerRecord[bytes, bytes], name: str) -> str | None:

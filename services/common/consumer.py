@@ -7,8 +7,9 @@ parsed rest is handed to the service's handler in one call, which applies it in 
 transaction (inbox, effects, outbox). If that fails, the batch is retried with backoff; if it
 keeps failing, each record is tried alone so that one bad record cannot hold back the others,
 and a record that fails ``dlq_max_attempts`` times alone is dead-lettered too. Offsets are
-committed only after all of that (FastStream ``NACK_ON_ERROR``: an unexpected crash re-reads
-the batch).
+committed only after all of that, and a moment later, many batches in one commit
+(services/common/commits.py); an unexpected error rewinds to the batch's first records, so the
+batch is read again.
 
 A failure because PostgreSQL or Kafka is away (:func:`services.common.faults.is_transient`)
 is no attempt: the batch is held, its offsets uncommitted, and tried again with capped
@@ -19,13 +20,14 @@ infrastructure blinked.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import chain
 from types import MethodType
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
@@ -40,6 +42,7 @@ from prometheus_client import Counter, Gauge
 from schemas.envelope import EnvelopeError, decode_wanted
 from schemas.events import REGISTRY, Event
 from schemas.topics import Topic
+from services.common.commits import OffsetCommits
 from services.common.dlq import seal_dead_letter
 from services.common.faults import Backoff, describe, is_transient
 from services.common.kafka_access import partner_topic_pattern
@@ -174,6 +177,21 @@ def _polling_without_sleep(subscriber: Any) -> None:
     subscriber.get_msg = MethodType(_poll, subscriber)  # type: ignore[method-assign]
 
 
+def _committing_before_stop(subscriber: Any, commits: OffsetCommits, grace: float) -> None:
+    """The subscriber's ``stop`` commits what is pending (for at most ``grace`` seconds: Kafka
+    may be away) before its consumer closes."""
+    assert isinstance(subscriber, BatchSubscriber)
+    stop = subscriber.stop
+
+    async def committed_then_stop(self: BatchSubscriber) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(grace):
+                await commits.close()
+        await stop()
+
+    subscriber.stop = MethodType(committed_then_stop, subscriber)  # type: ignore[method-assign]
+
+
 def batch_consumer(
     router: KafkaRouter,
     rt: Runtime,
@@ -261,7 +279,8 @@ def batch_consumer(
         # How long one poll waits when nothing is there (a record ends the wait at once).
         batch_timeout_ms=POLL_TIMEOUT_MS,
         auto_offset_reset="earliest",
-        ack_policy=AckPolicy.NACK_ON_ERROR,
+        # Offsets are committed by OffsetCommits after the batch, the batch rewound on error.
+        ack_policy=AckPolicy.MANUAL,
         # FastStream would json-decode every body before the handler runs, and a record of
         # 100,000 nested "[" (or a body that is not JSON under a JSON content-type) raised
         # there, outside any handler: the batch was re-read forever. Records are decoded by
@@ -270,6 +289,35 @@ def batch_consumer(
         title=f"{service}:{topic.name}",
     )
     _polling_without_sleep(subscriber)
+    commits = OffsetCommits(settings.kafka_commit_interval_ms / 1000)
+    _committing_before_stop(subscriber, commits, settings.shutdown_grace_seconds)
+
+    async def handle_batch(records: Sequence[ConsumerRecord[bytes, bytes]]) -> bool:
+        """Handle ``records`` to the end; whether any of them went to the dead-letter topic."""
+        parsed: list[Incoming[T]] = []
+        dead_lettered = False
+        for record in records:
+            item = decode_record(parse, record)
+            if isinstance(item, PoisonMessage):
+                await dlq(record, item.reason, item.kind, 1)
+                dead_lettered = True
+            elif item is not None:
+                parsed.append(Incoming(record, item))
+        if not parsed:
+            return dead_lettered
+        failure = await attempt(parsed)
+        if failure is None:
+            return dead_lettered
+        if len(parsed) == 1:
+            await dlq(parsed[0].record, describe(failure), "processing", attempts_allowed)
+            return True
+        # Isolate the culprit(s): the rest must not wait behind one bad record.
+        for single in parsed:
+            failure = await attempt([single])
+            if failure is not None:
+                await dlq(single.record, describe(failure), "processing", attempts_allowed)
+                dead_lettered = True
+        return dead_lettered
 
     @subscriber
     async def consume(message: KafkaMessage) -> None:
@@ -278,26 +326,14 @@ def batch_consumer(
             if isinstance(message.raw_message, tuple)
             else (message.raw_message,)
         )
-        parsed: list[Incoming[T]] = []
-        for record in records:
-            item = decode_record(parse, record)
-            if isinstance(item, PoisonMessage):
-                await dlq(record, item.reason, item.kind, 1)
-            elif item is not None:
-                parsed.append(Incoming(record, item))
-        if not parsed:
-            return
-        failure = await attempt(parsed)
-        if failure is None:
-            return
-        if len(parsed) == 1:
-            await dlq(parsed[0].record, describe(failure), "processing", attempts_allowed)
-            return
-        # Isolate the culprit(s): the rest must not wait behind one bad record.
-        for single in parsed:
-            failure = await attempt([single])
-            if failure is not None:
-                await dlq(single.record, describe(failure), "processing", attempts_allowed)
+        try:
+            dead_lettered = await handle_batch(records)
+        except BaseException:
+            # FastStream's rewind: every partition of the batch back to its first record.
+            await message.nack()
+            raise
+        consumer = cast("AIOKafkaConsumer", message.consumer)
+        await commits.handled(consumer, records, now=dead_lettered or rt.stopping.is_set())
 
 
 async def open_reports_in(

@@ -76,6 +76,12 @@ class Settings(BaseSettings):
     kafka_replication_factor: int = Field(1, ge=1, description="Replication factor of topics.")
     kafka_min_insync_replicas: int = Field(1, ge=1, description="min.insync.replicas of topics.")
     kafka_linger_ms: int = Field(5, ge=0, description="Producer linger: batches small sends.")
+    kafka_commit_interval_ms: int = Field(
+        500,
+        ge=0,
+        description="How long a consumer's handled offsets wait to be committed together "
+        "(0: after every batch); the inbox makes a record read again after a crash harmless.",
+    )
     dlq_max_attempts: int = Field(
         3, ge=1, description="Attempts at one message before it goes to the dead-letter topic."
     )

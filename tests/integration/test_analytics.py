@@ -19,7 +19,6 @@ import asyncpg
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 
 from schemas import geo
 from schemas.envelope import encode
@@ -43,7 +42,7 @@ from services.analytics.service import SPEC
 from services.common.kafka_security import client_options
 from services.common.settings import Settings
 from services.common.staff import Role, add_staff
-from tests.support import eventually, produce, running
+from tests.support import committed_offsets, eventually, produce, running
 
 pytestmark = pytest.mark.integration
 
@@ -187,24 +186,21 @@ async def publish(settings: Settings, events: Sequence[Event]) -> None:
 
 async def caught_up(settings: Settings) -> bool:
     """Whether analytics committed every offset of both topics."""
-    admin = AIOKafkaAdminClient(**client_options(settings))
     consumer = AIOKafkaConsumer(**client_options(settings))
-    await admin.start()
     await consumer.start()
     try:
         for topic in TOPICS:
             name = settings.topic(topic.name)
             partitions = [TopicPartition(name, p) for p in range(topic.partitions)]
             ends = await consumer.end_offsets(partitions)
-            group = settings.group_id("analytics", topic.name)
-            committed = await admin.list_consumer_group_offsets(group, partitions=partitions)
-            for tp, end in ends.items():
-                if end and (tp not in committed or committed[tp].offset < end):
-                    return False
+            committed = await committed_offsets(
+                settings, settings.group_id("analytics", topic.name)
+            )
+            if any(end and committed.get(tp, -1) < end for tp, end in ends.items()):
+                return False
         return True
     finally:
         await consumer.stop()
-        await admin.close()
 
 
 async def tables(settings: Settings) -> dict[str, list[tuple[Any, ...]]]:

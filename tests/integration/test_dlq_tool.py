@@ -16,18 +16,24 @@ from typing import Any
 
 import asyncpg
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
 
 from schemas.envelope import decode, encode
 from schemas.events import IncidentReported, IncidentTriaged, Recipient
 from schemas.topics import INCIDENT_EVENTS, INCIDENT_SUBMISSIONS, MAIN_TOPICS
 from services.cli import executable
-from services.common.kafka_security import client_options
 from services.common.settings import Settings
 from services.common.topics import apply_topics
 from services.intake import partners
 from services.intake.service import SPEC
-from tests.support import eventually, header, partner_topics, produce, read_topic, running
+from tests.support import (
+    committed_offsets,
+    eventually,
+    header,
+    partner_topics,
+    produce,
+    read_topic,
+    running,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -106,13 +112,8 @@ def submission(external_id: str) -> dict[str, Any]:
 
 async def _committed_at_least(settings: Settings, topic: str, purpose: str, wanted: int) -> bool:
     """Has intake's consumer group ``purpose`` committed ``wanted`` records of ``topic``?"""
-    admin = AIOKafkaAdminClient(**client_options(settings))
-    await admin.start()
-    try:
-        offsets = await admin.list_consumer_group_offsets(settings.group_id("intake", purpose))
-    finally:
-        await admin.close()
-    done = sum(meta.offset for tp, meta in offsets.items() if tp.topic == topic and meta.offset > 0)
+    offsets = await committed_offsets(settings, settings.group_id("intake", purpose))
+    done = sum(offset for tp, offset in offsets.items() if tp.topic == topic and offset > 0)
     return done >= wanted
 
 

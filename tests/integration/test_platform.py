@@ -15,6 +15,7 @@ from schemas.topics import CLUSTER_TOPICS, INCIDENT_EVENTS
 from services.common.kafka_security import client_options
 from services.common.settings import Settings
 from services.common.topics import TopicConflictError, apply_topics
+from tests.support import committed_offsets
 
 pytestmark = pytest.mark.integration
 
@@ -54,13 +55,8 @@ async def test_keyed_message_with_headers_round_trips_through_a_consumer_group(
     # The same key always lands in the same partition: total order per incident.
     assert record.partition == sent.partition
 
-    admin = AIOKafkaAdminClient(**client_options(settings))
-    await admin.start()
-    try:
-        offsets = await admin.list_consumer_group_offsets(group)
-    finally:
-        await admin.close()
-    assert offsets[TopicPartition(topic, sent.partition)].offset == sent.offset + 1
+    offsets = await committed_offsets(settings, group)
+    assert offsets[TopicPartition(topic, sent.partition)] == sent.offset + 1
 
 
 async def test_a_row_round_trips_through_postgresql(database_url: str) -> None:
