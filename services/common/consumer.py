@@ -33,10 +33,9 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from faststream import AckPolicy
 from faststream.kafka import KafkaRouter
-from faststream.kafka.annotations import KafkaMessage
+from faststream.kafka.message import KafkaMessage
 from faststream.kafka.subscriber.usecase import BatchSubscriber
 from faststream.message import StreamMessage
-from faststream.types import DecodedMessage
 from prometheus_client import Counter, Gauge
 
 from schemas.envelope import EnvelopeError, decode_wanted
@@ -141,8 +140,16 @@ async def dead_letter(
     )
 
 
-async def _undecoded(message: StreamMessage[Any]) -> DecodedMessage:
-    return None
+async def _itself(message: StreamMessage[Any]) -> Any:
+    """The "decoded body" a handler is given: the message itself, records undecoded.
+
+    FastStream would json-decode every body before the handler runs, and a record of 100,000
+    nested "[" (or a body that is not JSON under a JSON content-type) raised there, outside
+    any handler: the batch was re-read forever. Records are decoded by decode_record()
+    instead, where nothing escapes. And the message comes as the handler's one argument, not
+    as FastStream's ``KafkaMessage`` context: FastDepends solved that context in a worker
+    thread, a thread hop (and a task group) for every batch."""
+    return message
 
 
 def decode_record(
@@ -281,11 +288,7 @@ def batch_consumer(
         auto_offset_reset="earliest",
         # Offsets are committed by OffsetCommits after the batch, the batch rewound on error.
         ack_policy=AckPolicy.MANUAL,
-        # FastStream would json-decode every body before the handler runs, and a record of
-        # 100,000 nested "[" (or a body that is not JSON under a JSON content-type) raised
-        # there, outside any handler: the batch was re-read forever. Records are decoded by
-        # decode_record() instead, where nothing escapes.
-        decoder=_undecoded,
+        decoder=_itself,
         title=f"{service}:{topic.name}",
     )
     _polling_without_sleep(subscriber)
@@ -320,7 +323,8 @@ def batch_consumer(
         return dead_lettered
 
     @subscriber
-    async def consume(message: KafkaMessage) -> None:
+    async def consume(body: Any) -> None:
+        message = cast("KafkaMessage", body)  # the message itself (_itself)
         records: tuple[ConsumerRecord[bytes, bytes], ...] = (
             message.raw_message
             if isinstance(message.raw_message, tuple)
