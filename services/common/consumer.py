@@ -247,9 +247,10 @@ def batch_consumer(
                     raise
                 await wait_out(exc, backoff, "dead-lettering")
 
-    async def attempt(items: Sequence[Incoming[T]]) -> BaseException | None:
-        """Handle ``items``; the deterministic failure after the allowed attempts, or None.
-        Transient failures are waited out and do not count as attempts."""
+    async def attempt(items: Sequence[Incoming[T]]) -> tuple[BaseException | None, bool]:
+        """Handle ``items``: the deterministic failure after the allowed attempts (or None),
+        and whether records the handler refused went to the dead-letter topic. Transient
+        failures are waited out and do not count as attempts."""
         failures = 0
         backoff = Backoff(cap=settings.infra_retry_max_seconds)
         while True:
@@ -261,7 +262,7 @@ def batch_consumer(
                     continue
                 failures += 1
                 if failures >= attempts_allowed:
-                    return exc
+                    return exc, False
                 log.warning(
                     "handling failed, retrying",
                     extra={"attempt": failures, "error": describe(exc), "records": len(items)},
@@ -271,7 +272,7 @@ def batch_consumer(
                 waiting.set(0)
                 for refused in rejected:
                     await dlq(refused.record, refused.reason, refused.kind, failures + 1)
-                return None
+                return None, bool(rejected)
 
     # A per-partner family is read by pattern: a partner given Kafka access later is read
     # from the next metadata refresh (KAFKA_METADATA_MAX_AGE_SECONDS) on.
@@ -308,18 +309,18 @@ def batch_consumer(
                 parsed.append(Incoming(record, item))
         if not parsed:
             return dead_lettered
-        failure = await attempt(parsed)
+        failure, refused = await attempt(parsed)
         if failure is None:
-            return dead_lettered
+            return dead_lettered or refused
         if len(parsed) == 1:
             await dlq(parsed[0].record, describe(failure), "processing", attempts_allowed)
             return True
         # Isolate the culprit(s): the rest must not wait behind one bad record.
         for single in parsed:
-            failure = await attempt([single])
+            failure, refused = await attempt([single])
             if failure is not None:
                 await dlq(single.record, describe(failure), "processing", attempts_allowed)
-                dead_lettered = True
+            dead_lettered = dead_lettered or refused or failure is not None
         return dead_lettered
 
     @subscriber

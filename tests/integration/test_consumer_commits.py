@@ -1,5 +1,6 @@
-"""A batch consumer against the real broker: handled offsets are committed together, a moment
-after their batches, and what is pending is committed when the consumer stops gracefully."""
+"""A batch consumer against the real broker and database: handled offsets are committed
+together, a moment after their batches; a batch that dead-lettered a record commits at once;
+what is pending is committed when the consumer stops gracefully."""
 
 from __future__ import annotations
 
@@ -10,13 +11,15 @@ from aiokafka import ConsumerRecord
 from faststream.kafka import KafkaRouter
 
 from schemas.topics import INCIDENT_EVENTS
+from services.common import dlq
 from services.common.consumer import Incoming, Rejected, batch_consumer
+from services.common.db import create_pool
 from services.common.kafka import make_broker
 from services.common.runtime import Runtime
 from services.common.settings import Settings
 from services.common.supervision import Health
 from services.common.topics import apply_topics
-from tests.support import committed_offsets, eventually, produce
+from tests.support import committed_offsets, eventually, produce, read_topic
 
 RECORDS = 3
 
@@ -28,10 +31,11 @@ async def _committed(settings: Settings) -> int:
 
 
 @contextlib.asynccontextmanager
-async def _consuming(settings: Settings) -> AsyncIterator[list[bytes]]:
+async def _consuming(settings: Settings, refuse: bytes = b"") -> AsyncIterator[list[bytes]]:
     """A running broker whose one batch consumer has read RECORDS records of incident-events,
-    sent one at a time (a batch each, as at a low rate); what it read. The broker stops
-    gracefully on leaving."""
+    sent one at a time (a batch each, as at a low rate), refusing the one whose value is
+    ``refuse`` (it goes to the dead-letter topic); what it read. The broker stops gracefully on
+    leaving."""
     seen: list[bytes] = []
 
     def parse(record: ConsumerRecord[bytes, bytes]) -> bytes:
@@ -39,12 +43,15 @@ async def _consuming(settings: Settings) -> AsyncIterator[list[bytes]]:
 
     async def handle(batch: Sequence[Incoming[bytes]]) -> list[Rejected]:
         seen.extend(i.item for i in batch)
-        return []
+        return [Rejected(i.record, "refused by the test") for i in batch if i.item == refuse]
 
     await apply_topics(settings)
+    pool = await create_pool(settings.database_url.get_secret_value(), "analytics")
+    async with pool.acquire() as conn:
+        await dlq.ensure_schema(conn)  # the period keys dead letters are sealed with
     broker = make_broker(settings, "analytics")
     router = KafkaRouter()
-    rt = Runtime(settings, pool=None, broker=broker, health=Health("analytics"))  # type: ignore[arg-type]
+    rt = Runtime(settings, pool=pool, broker=broker, health=Health("analytics"))
     batch_consumer(router, rt, "analytics", INCIDENT_EVENTS, parse=parse, handle=handle)
     broker.include_router(router)
     await broker.start()
@@ -56,6 +63,7 @@ async def _consuming(settings: Settings) -> AsyncIterator[list[bytes]]:
         yield seen
     finally:
         await broker.stop()
+        await pool.close()
 
 
 async def test_offsets_wait_for_the_interval_and_a_graceful_stop_commits_them(
@@ -78,3 +86,16 @@ async def test_while_it_runs_the_handled_offsets_are_committed_within_the_interv
 
     async with _consuming(settings):
         await eventually(all_committed, within=10)
+
+
+async def test_a_batch_that_dead_lettered_a_record_commits_at_once(settings: Settings) -> None:
+    """A dead letter is an effect no inbox guards: reading its record again would send it
+    twice, so its batch (and what was pending before it) does not wait for the interval."""
+    settings = settings.model_copy(update={"kafka_commit_interval_ms": 600_000})
+    async with _consuming(settings, refuse=b"r1") as seen:
+        assert len(seen) == RECORDS
+        assert await _committed(settings) == 2  # r0 and r1; r2 waits for the interval
+    dead = await read_topic(
+        settings, settings.topic(INCIDENT_EVENTS.dlq), until=lambda rs: bool(rs)
+    )
+    assert len(dead) == 1
