@@ -70,8 +70,8 @@ class OffsetCommits:
         self._merge({TopicPartition(r.topic, r.partition): r.offset + 1 for r in records})
         if now or self.interval <= 0:
             await self.flush()
-        elif self._timer is None:
-            self._timer = asyncio.create_task(self._later(), name="offset-commits")
+        else:
+            self._schedule()
 
     async def flush(self) -> None:
         """Commit what is pending now (the partitions still assigned: the others' next
@@ -95,8 +95,8 @@ class OffsetCommits:
                     "reads these records again, and its inbox skips them)",
                     extra={"error": describe(exc), "partitions": len(due)},
                 )
-                if self._timer is None and self.interval > 0:
-                    self._timer = asyncio.create_task(self._later(), name="offset-commits")
+                if self.interval > 0:
+                    self._schedule()
 
     async def close(self) -> None:
         """Before the consumer stops: commit what is pending now."""
@@ -109,6 +109,11 @@ class OffsetCommits:
         for tp, offset in offsets.items():
             if offset > self._pending.get(tp, -1):
                 self._pending[tp] = offset
+
+    def _schedule(self) -> None:
+        """A commit in ``interval`` seconds, unless one is due already."""
+        if self._timer is None:
+            self._timer = asyncio.create_task(self._later(), name="offset-commits")
 
     async def _later(self) -> None:
         await asyncio.sleep(self.interval)

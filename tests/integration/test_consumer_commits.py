@@ -55,9 +55,9 @@ async def _consuming(settings: Settings, refuse: bytes = b"") -> AsyncIterator[l
     batch_consumer(router, rt, "analytics", INCIDENT_EVENTS, parse=parse, handle=handle)
     broker.include_router(router)
     await broker.start()
+    topic = settings.topic(INCIDENT_EVENTS.name)
     try:
         for n in range(RECORDS):
-            topic = settings.topic(INCIDENT_EVENTS.name)
             await produce(settings, topic, [(f"k{n}".encode(), f"r{n}".encode(), [])])
             await eventually(lambda n=n: len(seen) > n, within=30)
         yield seen
