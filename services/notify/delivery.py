@@ -497,6 +497,11 @@ async def _deliver(
         await _persist(notify, message_id, lambda: record_outcome(attempted))
     except Exception as exc:
         await quarantine(pool, row, exc)
+    else:
+        if result.outcome == "gone":
+            # This process disabled the channel, and the message's next attempt is due at
+            # once: its cache must not wait for the trigger's signal to forget the channel.
+            notify.channels.invalidate()
 
 
 async def _persist(notify: Notify, message_id: str, write: Callable[[], Awaitable[None]]) -> None:
