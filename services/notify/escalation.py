@@ -94,9 +94,10 @@ async def escalate(
         reason=_reason(root, target, timer["reason"], timer["deadline"]),
         escalation_root=root,
     )
-    await store.compose(
+    page = await store.draft(
         conn, notify, incident, message, source="escalation", acknowledge_by=next_deadline
     )
+    await store.queue(conn, [page])
     exhausted = level >= notify.config.escalation_max_levels
     moved = await conn.fetchrow(
         "UPDATE escalations SET level = $3, escalate_at = $4, deadline = $4, "  # noqa: S608 (fixed names)
@@ -224,6 +225,7 @@ async def page_missed_deadline(
         return
     members = await store.audience(conn, incident.incident_id)
     local = event.handle_by.astimezone(AMSTERDAM)
+    pages: list[store.Draft] = []
     for target, root in targets.items():
         profile, kind = _page_as(members, target)
         name = taxonomy().recipient(root).name
@@ -234,14 +236,17 @@ async def page_missed_deadline(
             kind=kind,
             reason=f"Afhandeltermijn verstreken: {name} handelde niet af vóór {local:%H:%M}",
         )
-        await store.compose(
-            conn,
-            notify,
-            incident,
-            message,
-            source="escalation",
-            acknowledge_by=None,
-            ask=False,
-            members=members,
+        pages.append(
+            await store.draft(
+                conn,
+                notify,
+                incident,
+                message,
+                source="escalation",
+                acknowledge_by=None,
+                ask=False,
+                members=members,
+            )
         )
+    await store.queue(conn, pages)
     log.warning("handle-by deadline missed: paged", extra={"escalated_to": sorted(targets)})

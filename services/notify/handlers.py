@@ -24,7 +24,9 @@ rows up (woken by NOTIFY), so a slow endpoint never holds back consumption.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from itertools import groupby
+from typing import cast
 from uuid import UUID
 
 import asyncpg
@@ -58,7 +60,9 @@ from services.common.outbox import claim
 from services.common.runtime import Runtime
 from services.notify import privacy, signals, store
 from services.notify.escalation import page_missed_deadline
-from services.notify.store import Incident, Message, Notify
+from services.notify.store import Incident, Member, Message, Notify
+
+Triaged = Incoming[IncidentTriaged]
 
 DROPPED = "Deze melding is niet langer voor u: de beoordeling is gewijzigd."
 OUTCOMES = {
@@ -89,21 +93,49 @@ def changes(old: IncidentTriaged, new: IncidentTriaged) -> list[str]:
     return said
 
 
-async def on_triaged(conn: asyncpg.Connection, notify: Notify, event: IncidentTriaged) -> None:
-    incident = await store.load_incident(conn, event.incident_id)
-    if incident.reported is None:
-        raise MissingReport(f"incident {event.incident_id} was triaged but never reported")
-    old = incident.triaged
-    incident = await store.save_triaged(conn, incident, event)
-    if incident.closed:
-        return
-    everyone = await store.audience(conn, incident.incident_id)
+async def on_triaged(conn: asyncpg.Connection, notify: Notify, run: Sequence[Triaged]) -> None:
+    """Decisions about distinct incidents: the incidents, their decisions and audiences read
+    and written a statement each, the messages of all the decisions queued in one."""
+    events = [incoming.item for incoming in run]
+    known = await store.load_incidents(conn, [event.incident_id for event in events])
+    for event in events:
+        if known[event.incident_id].reported is None:
+            raise MissingReport(f"incident {event.incident_id} was triaged but never reported")
+    saved = await store.save_decisions(conn, [(known[e.incident_id], e) for e in events])
+    told = await store.audiences(conn, [i.incident_id for i in saved if not i.closed])
+    queued: list[store.Draft] = []
+    for incoming, incident in zip(run, saved, strict=True):
+        if incident.closed:
+            continue
+        with traced(incoming):
+            old = known[incident.incident_id].triaged
+            everyone = told.get(incident.incident_id, {})
+            queued += await decide(conn, notify, incident, old, everyone, incoming.item)
+            if taxonomy().priority(incoming.item.priority).escalate_unacknowledged:
+                # The timers are set for the audience as the decision leaves it.
+                await store.queue(conn, queued)
+                queued = []
+            await store.watch(conn, notify, incident, first_decision=old is None)
+    await store.queue(conn, queued)
+
+
+async def decide(
+    conn: asyncpg.Connection,
+    notify: Notify,
+    incident: Incident,
+    old: IncidentTriaged | None,
+    everyone: dict[str, Member],
+    event: IncidentTriaged,
+) -> list[store.Draft]:
+    """The messages a decision makes to its recipients, rendered (for the caller to queue);
+    those it dropped, and those paged by escalation, are told at once."""
     members = {code: m for code, m in everyone.items() if m.active}
     changed = changes(old, event) if old else []
     # None: nothing a staying recipient sees has changed, so it gets no update.
     reason = "Gewijzigd: " + ", ".join(changed) if changed else None
     decision = {r.code: r.profile for r in event.recipients}
     deadline = incident.acknowledge_deadline(notify)
+    drafts: list[store.Draft] = []
     for code, profile in decision.items():
         member = members.get(code)
         if member is None:
@@ -115,14 +147,16 @@ async def on_triaged(conn: asyncpg.Connection, notify: Notify, event: IncidentTr
         message = Message(
             store.message_id(event.event_id, incident.incident_id, code), code, profile, kind, why
         )
-        await store.compose(
-            conn,
-            notify,
-            incident,
-            message,
-            source="decision",
-            acknowledge_by=deadline,
-            members=everyone,
+        drafts.append(
+            await store.draft(
+                conn,
+                notify,
+                incident,
+                message,
+                source="decision",
+                acknowledge_by=deadline,
+                members=everyone,
+            )
         )
     dropped = {c: m for c, m in members.items() if c not in decision and m.source == "decision"}
     if dropped:
@@ -132,7 +166,7 @@ async def on_triaged(conn: asyncpg.Connection, notify: Notify, event: IncidentTr
     paged = {c: m for c, m in members.items() if c not in decision and m.source == "escalation"}
     if reason is not None:
         await store.tell(conn, notify, incident, "update", reason, event.event_id, paged)
-    await store.watch(conn, notify, incident, first_decision=old is None)
+    return drafts
 
 
 async def on_priority_changed(
@@ -189,11 +223,8 @@ async def close(
 
 
 async def apply(conn: asyncpg.Connection, notify: Notify, event: Event) -> None:
+    """Any event but a report or a decision (:func:`take` takes runs of those)."""
     match event:
-        case IncidentReported():
-            await store.save_reported(conn, [event])
-        case IncidentTriaged():
-            await on_triaged(conn, notify, event)
         case IncidentPriorityChanged():
             await on_priority_changed(conn, notify, event)
         case IncidentMerged():
@@ -231,30 +262,65 @@ async def apply(conn: asyncpg.Connection, notify: Notify, event: Event) -> None:
             await store.stop_escalations(conn, notify, event.incident_id, None, "acknowledged")
 
 
+async def take(conn: asyncpg.Connection, notify: Notify, batch: Sequence[Incoming[Event]]) -> None:
+    """A batch of incident events, in the caller's transaction: those not taken before."""
+    fresh = await claim(conn, [i.item.event_id for i in batch])
+    todo = await open_reports_in(conn, [i for i in batch if i.item.event_id in fresh])
+    # A run of reports is only kept (nothing is sent for a report): one statement. A run of
+    # decisions is taken a few statements at a time, whatever its length.
+    for kind, run in groupby(todo, key=_run_kind):
+        items = list(run)
+        if kind is IncidentReported:
+            await store.save_reported(
+                conn, [i.item for i in items if isinstance(i.item, IncidentReported)]
+            )
+        elif kind is IncidentTriaged:
+            for distinct in _distinct_incidents(cast(list[Triaged], items)):
+                await on_triaged(conn, notify, distinct)
+        else:
+            for incoming in items:
+                with traced(incoming):
+                    await apply(conn, notify, incoming.item)
+
+
+def traced(incoming: Incoming[Event]) -> AbstractContextManager[str | None]:
+    """The span of handling one event: deliveries and notification events carry its trace on."""
+    return span_from(
+        record_traceparent(incoming.record.headers),
+        f"notify {type(incoming.item).__name__}",
+        kind=SpanKind.CONSUMER,
+        attributes={"incident.id": str(incoming.item.incident_id)},
+    )
+
+
+def _run_kind(incoming: Incoming[Event]) -> type[Event]:
+    """Reports and decisions are taken in runs; every other event alone (as ``Event``)."""
+    for kind in (IncidentReported, IncidentTriaged):
+        if isinstance(incoming.item, kind):
+            return kind
+    return Event
+
+
+def _distinct_incidents(run: list[Triaged]) -> list[list[Triaged]]:
+    """The run in order, cut wherever an incident comes again (one decision per incident and
+    statement, the later one seeing what the earlier one did)."""
+    parts: list[list[Triaged]] = [[]]
+    seen: set[UUID] = set()
+    for incoming in run:
+        if incoming.item.incident_id in seen:
+            parts.append([])
+            seen.clear()
+        seen.add(incoming.item.incident_id)
+        parts[-1].append(incoming)
+    return parts
+
+
 def build_consumer(rt: Runtime, notify: Notify) -> KafkaRouter:
     router = KafkaRouter()
 
     async def on_events(batch: Sequence[Incoming[Event]]) -> list[Rejected]:
         async with rt.pool.acquire() as conn, conn.transaction():
-            fresh = await claim(conn, [i.item.event_id for i in batch])
-            todo = await open_reports_in(conn, [i for i in batch if i.item.event_id in fresh])
-            # A run of reports is only kept (nothing is sent for a report): one statement.
-            for is_report, run in groupby(todo, key=lambda i: isinstance(i.item, IncidentReported)):
-                items = list(run)
-                if is_report:
-                    await store.save_reported(
-                        conn, [i.item for i in items if isinstance(i.item, IncidentReported)]
-                    )
-                    continue
-                for incoming in items:
-                    # Deliveries and notification events carry this trace on.
-                    with span_from(
-                        record_traceparent(incoming.record.headers),
-                        f"notify {type(incoming.item).__name__}",
-                        kind=SpanKind.CONSUMER,
-                        attributes={"incident.id": str(incoming.item.incident_id)},
-                    ):
-                        await apply(conn, notify, incoming.item)
+            await take(conn, notify, batch)
         return []
 
     parse = event_parser(

@@ -48,9 +48,10 @@ async def on_zorgsignaal(
         signal_text(event),
     )
     told = (await store.active_audience(conn, event.incident_id)).get(event.recipient)
-    await store.compose(
+    signal = await store.draft(
         conn, notify, incident, message, source="signal", acknowledge_by=None, ask=False
     )
+    await store.queue(conn, [signal])
     if told is not None:
         # Already told by triage's decision (care gets neighbour nuisance and E33): its later
         # messages about the incident keep the profile the decision gave it.

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
@@ -113,20 +113,32 @@ class Incident:
         return start + (self.triaged.acknowledge_by - start) * notify.config.escalation_time_scale
 
 
+async def load_incidents(
+    conn: asyncpg.Connection, incident_ids: Iterable[UUID]
+) -> dict[UUID, Incident]:
+    """The incidents, their rows locked in id order (created empty where notify has not seen
+    one yet): one statement, since the upsert's update takes the row lock."""
+    rows = await conn.fetch(
+        "INSERT INTO incidents (incident_id) SELECT unnest($1::uuid[]) "
+        "ON CONFLICT (incident_id) DO UPDATE SET incident_id = excluded.incident_id "
+        "RETURNING incident_id, reported, triaged, closed_at",
+        sorted(set(incident_ids)),
+    )
+    return {
+        row["incident_id"]: Incident(
+            incident_id=row["incident_id"],
+            reported=IncidentReported.model_validate_json(row["reported"])
+            if row["reported"]
+            else None,
+            triaged=IncidentTriaged.model_validate_json(row["triaged"]) if row["triaged"] else None,
+            closed=row["closed_at"] is not None,
+        )
+        for row in rows
+    }
+
+
 async def load_incident(conn: asyncpg.Connection, incident_id: UUID) -> Incident:
-    """The incident, its row locked (created empty if notify has not seen it yet): one
-    statement, since the upsert's update takes the row lock."""
-    row = await conn.fetchrow(
-        "INSERT INTO incidents (incident_id) VALUES ($1) ON CONFLICT (incident_id) "
-        "DO UPDATE SET incident_id = excluded.incident_id RETURNING reported, triaged, closed_at",
-        incident_id,
-    )
-    return Incident(
-        incident_id=incident_id,
-        reported=IncidentReported.model_validate_json(row["reported"]) if row["reported"] else None,
-        triaged=IncidentTriaged.model_validate_json(row["triaged"]) if row["triaged"] else None,
-        closed=row["closed_at"] is not None,
-    )
+    return (await load_incidents(conn, [incident_id]))[incident_id]
 
 
 async def save_reported(conn: asyncpg.Connection, events: Sequence[IncidentReported]) -> None:
@@ -142,15 +154,24 @@ async def save_reported(conn: asyncpg.Connection, events: Sequence[IncidentRepor
     )
 
 
+async def save_decisions(
+    conn: asyncpg.Connection, decisions: Sequence[tuple[Incident, IncidentTriaged]]
+) -> list[Incident]:
+    """Each incident with its current decision, kept in one statement."""
+    await conn.execute(
+        "UPDATE incidents i SET triaged = d.triaged::jsonb, updated_at = now() "
+        "FROM unnest($1::uuid[], $2::text[]) AS d (incident_id, triaged) "
+        "WHERE i.incident_id = d.incident_id",
+        [incident.incident_id for incident, _ in decisions],
+        [triaged.model_dump_json() for _, triaged in decisions],
+    )
+    return [Incident(i.incident_id, i.reported, t, i.closed) for i, t in decisions]
+
+
 async def save_triaged(
     conn: asyncpg.Connection, incident: Incident, triaged: IncidentTriaged
 ) -> Incident:
-    await conn.execute(
-        "UPDATE incidents SET triaged = $2::jsonb, updated_at = now() WHERE incident_id = $1",
-        incident.incident_id,
-        triaged.model_dump_json(),
-    )
-    return Incident(incident.incident_id, incident.reported, triaged, incident.closed)
+    return (await save_decisions(conn, [(incident, triaged)]))[0]
 
 
 async def set_closed(conn: asyncpg.Connection, incident_id: UUID, closed: bool) -> None:
@@ -175,12 +196,18 @@ class Member:
     acknowledged_at: datetime | None
 
 
-async def audience(conn: asyncpg.Connection, incident_id: UUID) -> dict[str, Member]:
+async def audiences(
+    conn: asyncpg.Connection, incident_ids: Sequence[UUID]
+) -> dict[UUID, dict[str, Member]]:
+    """Who was told about each of the incidents (an incident nobody was told of is left out)."""
     rows = await conn.fetch(
-        "SELECT * FROM audience WHERE incident_id = $1 ORDER BY recipient", incident_id
+        "SELECT * FROM audience WHERE incident_id = ANY($1::uuid[]) "
+        "ORDER BY incident_id, recipient",
+        incident_ids,
     )
-    return {
-        row["recipient"]: Member(
+    told: dict[UUID, dict[str, Member]] = {}
+    for row in rows:
+        told.setdefault(row["incident_id"], {})[row["recipient"]] = Member(
             recipient=row["recipient"],
             profile=Profile(row["profile"]),
             source=row["source"],
@@ -191,8 +218,11 @@ async def audience(conn: asyncpg.Connection, incident_id: UUID) -> dict[str, Mem
             else None,
             acknowledged_at=row["acknowledged_at"],
         )
-        for row in rows
-    }
+    return told
+
+
+async def audience(conn: asyncpg.Connection, incident_id: UUID) -> dict[str, Member]:
+    return (await audiences(conn, [incident_id])).get(incident_id, {})
 
 
 async def active_audience(conn: asyncpg.Connection, incident_id: UUID) -> dict[str, Member]:
@@ -212,7 +242,88 @@ class Message:
     escalation_root: str | None = None
 
 
-async def compose(
+@dataclass(frozen=True, slots=True)
+class Draft:
+    """A rendered message as its delivery row, with the audience row that goes with it: what
+    :func:`queue` writes. The columns in :data:`_QUEUE_COLUMNS` order."""
+
+    incident_id: UUID
+    recipient: str
+    profile: str
+    source: Source
+    active: bool
+    first_message_id: UUID
+    audience_cap_identifier: str | None  # set on the audience row by a first CAP alert only
+    audience_cap_sent: datetime | None
+    message_id: UUID
+    kind: Kind
+    channel: str
+    priority: str
+    content_type: str
+    body_sealed: str
+    cap_identifier: str | None
+    cap_msg_type: str | None
+    acknowledge_by: datetime | None
+    escalation_root: str | None
+    ack_token_hash: bytes | None
+    traceparent: str | None
+
+    @property
+    def asks(self) -> bool:
+        """Whether the recipient is asked to acknowledge (only then it gets a token)."""
+        return self.ack_token_hash is not None
+
+
+_QUEUE_COLUMNS = (
+    ("incident_id", "uuid"),
+    ("recipient", "text"),
+    ("profile", "text"),
+    ("source", "text"),
+    ("active", "boolean"),
+    ("first_message_id", "uuid"),
+    ("audience_cap_identifier", "text"),
+    ("audience_cap_sent", "timestamptz"),
+    ("message_id", "uuid"),
+    ("kind", "text"),
+    ("channel", "text"),
+    ("priority", "text"),
+    ("content_type", "text"),
+    ("body_sealed", "text"),
+    ("cap_identifier", "text"),
+    ("cap_msg_type", "text"),
+    ("acknowledge_by", "timestamptz"),
+    ("escalation_root", "text"),
+    ("ack_token_hash", "bytea"),
+    ("traceparent", "text"),
+)
+# The audience rows and the deliveries in one round trip (a data-modifying CTE) for any
+# number of drafts; one (incident, recipient) at most once a statement.
+_QUEUE = (
+    "WITH d AS (SELECT * FROM unnest("  # noqa: S608 (fixed names)
+    + ", ".join(f"${n}::{kind}[]" for n, (_, kind) in enumerate(_QUEUE_COLUMNS, 1))
+    + ") WITH ORDINALITY AS d ("
+    + ", ".join(name for name, _ in _QUEUE_COLUMNS)
+    + ", ordinality)), "
+    "told AS (INSERT INTO audience (incident_id, recipient, profile, source, active, "
+    "first_message_id, cap_identifier, cap_sent) SELECT incident_id, recipient, profile, source, "
+    "active, first_message_id, audience_cap_identifier, audience_cap_sent FROM d "
+    "ON CONFLICT (incident_id, recipient) DO UPDATE SET profile = excluded.profile, "
+    "active = excluded.active, "
+    "source = CASE WHEN excluded.source = 'decision' THEN excluded.source "
+    "ELSE audience.source END, "
+    "cap_identifier = coalesce(audience.cap_identifier, excluded.cap_identifier), "
+    "cap_sent = coalesce(audience.cap_sent, excluded.cap_sent)) "
+    "INSERT INTO deliveries (message_id, incident_id, recipient, kind, channel, profile, "
+    "priority, content_type, body_sealed, first_message_id, cap_identifier, cap_msg_type, "
+    "acknowledge_by, escalation_root, ack_token_hash, traceparent) "
+    "SELECT message_id, incident_id, recipient, kind, channel, profile, priority, content_type, "
+    "body_sealed, first_message_id, cap_identifier, cap_msg_type, acknowledge_by, "
+    "escalation_root, ack_token_hash, traceparent FROM d ORDER BY ordinality "
+    "ON CONFLICT (message_id) DO NOTHING"
+)
+
+
+async def draft(
     conn: asyncpg.Connection,
     notify: Notify,
     incident: Incident,
@@ -222,12 +333,11 @@ async def compose(
     acknowledge_by: datetime | None,
     ask: bool = True,
     members: dict[str, Member] | None = None,
-) -> bool:
-    """Render ``message`` for the recipient's channel and queue its delivery; returns whether
-    the recipient is asked to acknowledge it (never when not ``ask``: a signal, not the
-    incident, for which an acknowledgement would count). ``members``: the incident's audience
-    as far as the caller has it at hand, the recipient included (else it is read). Inserting
-    the delivery wakes the worker (a trigger: migration 0009)."""
+) -> Draft:
+    """Render ``message`` for the recipient's channel, to be queued (:func:`queue`); the
+    recipient is asked to acknowledge it unless not ``ask`` (a signal, not the incident, for
+    which an acknowledgement would count). ``members``: the incident's audience as far as the
+    caller has it at hand, the recipient included (else it is read)."""
     assert incident.reported is not None and incident.triaged is not None
     now = datetime.now(UTC)
     if members is None:
@@ -275,43 +385,38 @@ async def compose(
         )
         body = encode_payload(payload)
         content_type = JSON_MEDIA_TYPE
-    first_message_id = member.first_message_id if member else message.message_id
     new_alert = cap_msg_type == "Alert"
-    # The audience row and the delivery in one round trip (a data-modifying CTE).
-    await conn.execute(
-        "WITH told AS (INSERT INTO audience (incident_id, recipient, profile, source, active, "
-        "first_message_id, cap_identifier, cap_sent) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
-        "ON CONFLICT (incident_id, recipient) DO UPDATE SET profile = $3, active = $5, "
-        "source = CASE WHEN $4 = 'decision' THEN $4 ELSE audience.source END, "
-        "cap_identifier = coalesce(audience.cap_identifier, $7), "
-        "cap_sent = coalesce(audience.cap_sent, $8)) "
-        "INSERT INTO deliveries (message_id, incident_id, recipient, kind, channel, profile, "
-        "priority, content_type, body_sealed, first_message_id, cap_identifier, cap_msg_type, "
-        "acknowledge_by, escalation_root, ack_token_hash, traceparent) "
-        "VALUES ($9, $1, $2, $10, $11, $3, $12, $13, $14, $6, $15, $16, $17, $18, $19, $20) "
-        "ON CONFLICT (message_id) DO NOTHING",
-        incident.incident_id,
-        message.recipient,
-        message.profile.value,
-        source,
-        message.kind != "cancel",
-        first_message_id,
-        cap_identifier if new_alert else None,
-        now if new_alert else None,
-        message.message_id,
-        message.kind,
-        route,
-        incident.triaged.priority,
-        content_type,
-        seal(body.decode()),
-        cap_identifier,
-        cap_msg_type,
-        acknowledge_by if asks else None,
-        message.escalation_root,
-        token_hash(token) if token else None,
-        current_traceparent(),
+    return Draft(
+        incident_id=incident.incident_id,
+        recipient=message.recipient,
+        profile=message.profile.value,
+        source=source,
+        active=message.kind != "cancel",
+        first_message_id=member.first_message_id if member else message.message_id,
+        audience_cap_identifier=cap_identifier if new_alert else None,
+        audience_cap_sent=now if new_alert else None,
+        message_id=message.message_id,
+        kind=message.kind,
+        channel=route,
+        priority=incident.triaged.priority,
+        content_type=content_type,
+        body_sealed=seal(body.decode()),
+        cap_identifier=cap_identifier,
+        cap_msg_type=cap_msg_type,
+        acknowledge_by=acknowledge_by if asks else None,
+        escalation_root=message.escalation_root,
+        ack_token_hash=token_hash(token) if token else None,
+        traceparent=current_traceparent(),
     )
-    return asks
+
+
+async def queue(conn: asyncpg.Connection, drafts: Sequence[Draft]) -> None:
+    """Queue the drafts' deliveries (and note their recipients as told) in one statement;
+    inserting deliveries wakes the worker (a trigger: migration 0009)."""
+    if drafts:
+        await conn.execute(
+            _QUEUE, *([getattr(d, name) for d in drafts] for name, _ in _QUEUE_COLUMNS)
+        )
 
 
 async def tell(
@@ -325,23 +430,26 @@ async def tell(
 ) -> None:
     """Send ``kind`` to every recipient still told about the incident (or to ``members``)."""
     members = members if members is not None else await active_audience(conn, incident.incident_id)
-    for member in members.values():
-        message = Message(
-            message_id(cause, incident.incident_id, member.recipient),
-            member.recipient,
-            member.profile,
-            kind,
-            reason,
-        )
-        await compose(
+    deadline = incident.acknowledge_deadline(notify)
+    drafts = [
+        await draft(
             conn,
             notify,
             incident,
-            message,
+            Message(
+                message_id(cause, incident.incident_id, member.recipient),
+                member.recipient,
+                member.profile,
+                kind,
+                reason,
+            ),
             source=member.source,
-            acknowledge_by=incident.acknowledge_deadline(notify),
+            acknowledge_by=deadline,
             members=members,
         )
+        for member in members.values()
+    ]
+    await queue(conn, drafts)
 
 
 async def watch(

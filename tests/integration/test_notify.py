@@ -27,6 +27,7 @@ import asyncpg
 import httpx
 import pytest
 import uvicorn
+from aiokafka.structs import ConsumerRecord
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from standardwebhooks.webhooks import Webhook
 from starlette.applications import Starlette
@@ -54,11 +55,13 @@ from schemas.events import (
 from schemas.examples import EXAMPLES
 from schemas.taxonomy import Priority, Profile
 from schemas.topics import INCIDENT_EVENTS, NOTIFICATION_EVENTS
+from services.common.consumer import Incoming
 from services.common.pii import seal
 from services.common.settings import Settings, get_settings
 from services.common.staff import add_staff
 from services.notify.cap import CAP_MEDIA_TYPE, validate_cap
 from services.notify.cli import recipients_app
+from services.notify.handlers import take
 from services.notify.registry import Format, set_channel
 from services.notify.service import make_spec
 from services.notify.settings import NotifySettings
@@ -645,6 +648,52 @@ async def test_reclassification_updates_stayers_alerts_newcomers_and_tells_the_d
         assert len(receiver.of("handhaving")) == 2
         assert len(receiver.of(wijkagent)) == 3
         assert len(receiver.of("jeugd.team")) == 2
+        for code, key in keys.items():
+            for received in receiver.of(code):
+                verified(received, key)
+
+
+async def test_decisions_taken_in_one_batch_each_see_what_the_one_before_did(
+    settings: Settings, receiver: Receiver, smtp_server: tuple[Mailbox, int]
+) -> None:
+    """Notify takes a run of decisions a few statements at a time; an incident decided twice
+    in one batch gets an alert and then an update, not two alerts (nor a failed batch: the
+    batch is handed to the handler directly, so no retry one record at a time could hide it)."""
+    keys = {code: generate_secret() for code in ("handhaving", "jeugd.team")}
+    async with running(make_spec(notify_config(smtp_server[1])), settings) as (app, _):
+        runtime = app.state.service["runtime"]
+        for code, key in keys.items():
+            await webhook(settings, receiver, code, [key])
+        first, second = story(settings), story(settings)
+        batch = [
+            first.reported,
+            second.reported,
+            first.triaged("vandalisme", "P3", {"handhaving": Profile.OPERATIONAL}),
+            second.triaged("vandalisme", "P4", {"handhaving": Profile.OPERATIONAL}),
+            first.triaged(
+                "jeugdoverlast",
+                "P2",
+                {"handhaving": Profile.OPERATIONAL, "jeugd.team": Profile.OPERATIONAL},
+            ),
+        ]
+        record = ConsumerRecord(INCIDENT_EVENTS.name, 0, 0, 0, 0, None, b"", None, 0, 0, [])
+        async with runtime.pool.acquire() as conn, conn.transaction():
+            await take(conn, runtime.extras["notify"], [Incoming(record, e) for e in batch])
+        told = await receiver.wait("handhaving", 3)
+        (team,) = await receiver.wait("jeugd.team")
+        await asyncio.sleep(1.0)
+        assert len(receiver.of("handhaving")) == 3
+        kinds = sorted((m.json["incident_id"], m.json["kind"]) for m in told)
+        assert kinds == sorted(
+            [
+                (str(first.incident_id), "alert"),
+                (str(first.incident_id), "update"),
+                (str(second.incident_id), "alert"),
+            ]
+        )
+        (update,) = [m for m in told if m.json["kind"] == "update"]
+        assert update.json["priority"] == "P2" and "jeugdoverlast" in update.json["update_reason"]
+        assert team.json["kind"] == "alert" and team.json["incident_id"] == str(first.incident_id)
         for code, key in keys.items():
             for received in receiver.of(code):
                 verified(received, key)
