@@ -9,9 +9,11 @@ nested models, lists and dicts, so no service writes its own field lists.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
+from functools import cache
 from typing import Any
+from uuid import UUID
 
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
@@ -42,18 +44,33 @@ def is_personal(info: FieldInfo) -> bool:
     return isinstance(extra, Mapping) and bool(extra.get(PERSONAL_KEY, False))
 
 
-def _filtered(value: Any, keep: Callable[[FieldInfo], bool], coarse_time: bool) -> Any:
+# Values kept as they are, told apart by their exact type (the common case, checked first).
+_PLAIN = frozenset({str, int, float, bool, type(None), UUID})
+
+
+@cache
+def _visible(model: type[BaseModel], profile: Profile | None) -> tuple[str, ...]:
+    """The fields of ``model`` a recipient with ``profile`` may see (None: every field but
+    personal data). Worked out once a model and profile: the marks are the class's."""
+    return tuple(
+        name
+        for name, info in model.model_fields.items()
+        if (not is_personal(info) if profile is None else profile.may_see(required_profile(info)))
+    )
+
+
+def _filtered(value: Any, profile: Profile | None, coarse_time: bool) -> Any:
+    if type(value) in _PLAIN:
+        return value
     if isinstance(value, BaseModel):
-        fields = type(value).model_fields
         return {
-            name: _filtered(getattr(value, name), keep, coarse_time)
-            for name, info in fields.items()
-            if keep(info)
+            name: _filtered(getattr(value, name), profile, coarse_time)
+            for name in _visible(type(value), profile)
         }
     if isinstance(value, list | tuple):
-        return [_filtered(v, keep, coarse_time) for v in value]
+        return [_filtered(v, profile, coarse_time) for v in value]
     if isinstance(value, dict):
-        return {k: _filtered(v, keep, coarse_time) for k, v in value.items()}
+        return {k: _filtered(v, profile, coarse_time) for k, v in value.items()}
     if coarse_time and isinstance(value, datetime):
         return floor_quarter_hour(value)
     return value
@@ -65,14 +82,9 @@ def minimise(model: BaseModel, profile: Profile | str) -> dict[str, Any]:
     ``coarse`` also gets every time rounded down to the quarter hour.
     """
     profile = Profile(profile)
-    kept = _filtered(
-        model,
-        lambda info: profile.may_see(required_profile(info)),
-        coarse_time=profile is Profile.COARSE,
-    )
-    return to_jsonable_python(kept)
+    return to_jsonable_python(_filtered(model, profile, coarse_time=profile is Profile.COARSE))
 
 
 def strip_personal(model: BaseModel) -> dict[str, Any]:
     """The JSON-ready body of ``model`` without personal data (for analytics)."""
-    return to_jsonable_python(_filtered(model, lambda info: not is_personal(info), False))
+    return to_jsonable_python(_filtered(model, None, False))

@@ -44,6 +44,7 @@ class Buurt:
 class _Atlas:
     buurten: tuple[Buurt, ...]
     by_code: dict[str, Buurt]
+    wijken: dict[str, str]
     tree: STRtree
     bounds: tuple[float, float, float, float]
 
@@ -78,6 +79,7 @@ def _atlas() -> _Atlas:
     return _Atlas(
         buurten=buurten,
         by_code={b.code: b for b in buurten},
+        wijken=dict(sorted(wijk_names.items())),
         tree=tree,
         bounds=tuple(shapely.total_bounds(polygons)),
     )
@@ -94,6 +96,11 @@ def buurt(code: str) -> Buurt:
         return _atlas().by_code[code]
     except KeyError:
         raise KeyError(f"{code!r} is not a buurt of Haarlem") from None
+
+
+def wijk_names() -> dict[str, str]:
+    """Haarlem's wijken, name by code, ascending by code."""
+    return _atlas().wijken
 
 
 def wijk_of(buurt_code: str) -> str:

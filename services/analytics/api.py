@@ -13,7 +13,6 @@ import csv
 import io
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
-from functools import cache
 from typing import Annotated, Literal
 
 import asyncpg
@@ -81,18 +80,12 @@ def period_for(staff: Staff, text: str | None) -> stats.Period:
     return period
 
 
-@cache
-def wijk_names() -> dict[str, str]:
-    """Haarlem's wijken by code."""
-    return dict(sorted({b.wijk_code: b.wijk_name for b in geo.buurten()}.items()))
-
-
 def _codes(*codes: str) -> dict[str, object]:
     """An enum in the OpenAPI document: the codes a parameter accepts (the service checks)."""
     return {"enum": list(codes)}
 
 
-WIJK_CODES = tuple(wijk_names())
+WIJK_CODES = tuple(geo.wijk_names())
 CATEGORY = Query(
     description="A category code, or * for all",
     json_schema_extra=_codes(ALL, stats.UNKNOWN, *taxonomy().category_codes),
@@ -113,7 +106,7 @@ NOT_A_WIJK: dict[int | str, dict[str, object]] = {
 
 
 def _check_area(code: str) -> str:
-    if code == ALL or code in wijk_names():
+    if code == ALL or code in geo.wijk_names():
         return code
     try:
         geo.buurt(code)
@@ -154,7 +147,7 @@ def area_rows(cube: Cube, level: str, category: str, period: str) -> list[AreaCo
     if level == "wijk":
         rows = [
             AreaCount(code=code, name=name, wijk=code, count=cube.shown(code, category, period))
-            for code, name in wijk_names().items()
+            for code, name in geo.wijk_names().items()
         ]
         unknown = [(stats.UNKNOWN, None)]
     else:
@@ -167,7 +160,7 @@ def area_rows(cube: Cube, level: str, category: str, period: str) -> list[AreaCo
             )
             for b in geo.buurten()
         ]
-        unknown = [(f"{w}:{stats.UNKNOWN}", w) for w in wijk_names()]
+        unknown = [(f"{w}:{stats.UNKNOWN}", w) for w in geo.wijk_names()]
         unknown.append((stats.UNKNOWN, None))
     for code, wijk in unknown:
         count = cube.shown(code, category, period)
@@ -284,7 +277,7 @@ async def high_impact_crimes(rt: Rt, staff: StaffMember, period: PeriodText = No
         exact=exact,
         categories=list(stats.HIC_CATEGORIES),
         city=area(ALL, "Haarlem"),
-        wijken=[area(code, name) for code, name in wijk_names().items()],
+        wijken=[area(code, name) for code, name in geo.wijk_names().items()],
     )
 
 
@@ -742,7 +735,7 @@ def _trend(now: int | None, before: int | None) -> float | None:
 
 
 async def wijk_report(rt: Runtime, staff: Staff, wijk: str, period: str | None) -> WijkReport:
-    names = wijk_names()
+    names = geo.wijk_names()
     if wijk not in names:
         raise Problem(404, "not-found", "Not found", f"{wijk!r} is not a wijk of Haarlem")
     when = period_for(staff, period)

@@ -18,6 +18,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 
+from schemas import geo
 from schemas.taxonomy import taxonomy
 from services.analytics import api, stats
 from services.common.haarlem_map import map_svg
@@ -133,7 +134,7 @@ async def dashboard(staff: api.StaffMember) -> HTMLResponse:
   <div class="card"><h2>Verloop</h2><div id="charts"></div>
     <h2>Wijkrapport</h2>
     <form action="/reports/wijk" method="get" id="report-form">
-      <select name="wijk">{_options(list(api.wijk_names().items()))}</select>
+      <select name="wijk">{_options(list(geo.wijk_names().items()))}</select>
       <select name="period">{_options(calendar)}</select>
       <button type="submit">toon</button>
     </form>

@@ -91,7 +91,7 @@ def area(buurt_code: str | None, wijk_code: str | None) -> dict[str, str | None]
         buurt_name: str | None = geo.buurt(buurt_code).name if buurt_code else None
     except KeyError:
         buurt_name = None
-    wijk_name = next((b.wijk_name for b in geo.buurten() if b.wijk_code == wijk_code), None)
+    wijk_name = geo.wijk_names().get(wijk_code) if wijk_code else None
     return {
         "buurt_code": buurt_code,
         "buurt_name": buurt_name,

@@ -113,7 +113,7 @@ def list_plans(
         ]
         print(json.dumps(rows))
         return
-    names = {b.wijk_code: b.wijk_name for b in geo.buurten()}
+    names = geo.wijk_names()
     table = Table("wijk", "name", "categories", "runs", "adopted", "version")
     for s in stored:
         p = s.plan
