@@ -9,6 +9,7 @@ the night the clocks change); working days keep the local wall-clock time (repor
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 import holidays
@@ -32,8 +33,10 @@ def is_public_holiday(day: date) -> bool:
     return day in _DUTCH_HOLIDAYS
 
 
+@lru_cache(maxsize=4096)
 def is_working_day(day: date) -> bool:
-    """Monday to Friday and not a Dutch public holiday."""
+    """Monday to Friday and not a Dutch public holiday (remembered: every deadline of every
+    report asks about the same few days)."""
     return day.weekday() < 5 and not is_public_holiday(day)
 
 
@@ -59,6 +62,7 @@ def add_working_days(start: datetime, days: int) -> datetime:
     return _local(day, wall)
 
 
+@lru_cache(maxsize=4096)
 def _next_working_day(day: date) -> date:
     day += timedelta(days=1)
     while not is_working_day(day):

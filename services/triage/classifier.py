@@ -76,7 +76,10 @@ _FLAGS_THAT_RAISE_PRIORITY = ("in_progress", "weapon", "injuries")
 
 def normalise(text: str) -> str:
     """Lower case, accents stripped (é -> e, ë -> e), whitespace collapsed."""
-    decomposed = unicodedata.normalize("NFKD", text.lower())
+    lowered = text.lower()
+    if lowered.isascii():  # nothing to decompose (most reports): the same result, at once
+        return _WHITESPACE.sub(" ", lowered).strip()
+    decomposed = unicodedata.normalize("NFKD", lowered)
     stripped = "".join(c for c in decomposed if not unicodedata.combining(c))
     return _WHITESPACE.sub(" ", stripped).strip()
 
