@@ -41,7 +41,9 @@ operators = APIRouter(
 readers = require_role("triage", "ops", "admin")
 
 
-def _notify(rt: Annotated[Runtime, Depends(runtime)]) -> Notify:
+async def _notify(rt: Annotated[Runtime, Depends(runtime)]) -> Notify:
+    """A coroutine, so FastAPI resolves it in the event loop (a plain function takes a
+    worker thread on every request)."""
     notify: Notify = rt.extras["notify"]
     return notify
 
