@@ -16,6 +16,12 @@ def test_a_free_port_lies_below_the_range_outgoing_connections_take_their_ports_
             s.bind(("127.0.0.1", port))  # free indeed
 
 
+def test_ports_taken_one_after_another_before_anything_binds_differ() -> None:
+    """A harness takes every port of its services first, then starts them."""
+    ports = [free_port() for _ in range(300)]
+    assert len(set(ports)) == len(ports)
+
+
 def test_a_port_in_use_is_never_handed_out() -> None:
     listeners = []
     try:
