@@ -17,9 +17,11 @@ import math
 import random
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import shapely
@@ -44,7 +46,7 @@ class Buurt:
 class _Atlas:
     buurten: tuple[Buurt, ...]
     by_code: dict[str, Buurt]
-    wijken: dict[str, str]
+    wijken: Mapping[str, str]
     tree: STRtree
     bounds: tuple[float, float, float, float]
 
@@ -79,7 +81,7 @@ def _atlas() -> _Atlas:
     return _Atlas(
         buurten=buurten,
         by_code={b.code: b for b in buurten},
-        wijken=dict(sorted(wijk_names.items())),
+        wijken=MappingProxyType(dict(sorted(wijk_names.items()))),
         tree=tree,
         bounds=tuple(shapely.total_bounds(polygons)),
     )
@@ -98,8 +100,8 @@ def buurt(code: str) -> Buurt:
         raise KeyError(f"{code!r} is not a buurt of Haarlem") from None
 
 
-def wijk_names() -> dict[str, str]:
-    """Haarlem's wijken, name by code, ascending by code."""
+def wijk_names() -> Mapping[str, str]:
+    """Haarlem's wijken, name by code, ascending by code (read-only: shared)."""
     return _atlas().wijken
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 from uuid import UUID, uuid4, uuid5
@@ -245,7 +245,7 @@ class Message:
 @dataclass(frozen=True, slots=True)
 class Draft:
     """A rendered message as its delivery row, with the audience row that goes with it: what
-    :func:`queue` writes. The columns in :data:`_QUEUE_COLUMNS` order."""
+    :func:`queue` writes, a column a field."""
 
     incident_id: UUID
     recipient: str
@@ -274,35 +274,26 @@ class Draft:
         return self.ack_token_hash is not None
 
 
-_QUEUE_COLUMNS = (
-    ("incident_id", "uuid"),
-    ("recipient", "text"),
-    ("profile", "text"),
-    ("source", "text"),
-    ("active", "boolean"),
-    ("first_message_id", "uuid"),
-    ("audience_cap_identifier", "text"),
-    ("audience_cap_sent", "timestamptz"),
-    ("message_id", "uuid"),
-    ("kind", "text"),
-    ("channel", "text"),
-    ("priority", "text"),
-    ("content_type", "text"),
-    ("body_sealed", "text"),
-    ("cap_identifier", "text"),
-    ("cap_msg_type", "text"),
-    ("acknowledge_by", "timestamptz"),
-    ("escalation_root", "text"),
-    ("ack_token_hash", "bytea"),
-    ("traceparent", "text"),
-)
+# The columns of :func:`queue`'s arrays: the draft's fields, text unless named here.
+_QUEUE_COLUMNS = tuple(f.name for f in fields(Draft))
+_QUEUE_TYPES = {
+    "incident_id": "uuid",
+    "active": "boolean",
+    "first_message_id": "uuid",
+    "audience_cap_sent": "timestamptz",
+    "message_id": "uuid",
+    "acknowledge_by": "timestamptz",
+    "ack_token_hash": "bytea",
+}
 # The audience rows and the deliveries in one round trip (a data-modifying CTE) for any
 # number of drafts; one (incident, recipient) at most once a statement.
 _QUEUE = (
     "WITH d AS (SELECT * FROM unnest("  # noqa: S608 (fixed names)
-    + ", ".join(f"${n}::{kind}[]" for n, (_, kind) in enumerate(_QUEUE_COLUMNS, 1))
+    + ", ".join(
+        f"${n}::{_QUEUE_TYPES.get(name, 'text')}[]" for n, name in enumerate(_QUEUE_COLUMNS, 1)
+    )
     + ") WITH ORDINALITY AS d ("
-    + ", ".join(name for name, _ in _QUEUE_COLUMNS)
+    + ", ".join(_QUEUE_COLUMNS)
     + ", ordinality)), "
     "told AS (INSERT INTO audience (incident_id, recipient, profile, source, active, "
     "first_message_id, cap_identifier, cap_sent) SELECT incident_id, recipient, profile, source, "
@@ -414,9 +405,7 @@ async def queue(conn: asyncpg.Connection, drafts: Sequence[Draft]) -> None:
     """Queue the drafts' deliveries (and note their recipients as told) in one statement;
     inserting deliveries wakes the worker (a trigger: migration 0009)."""
     if drafts:
-        await conn.execute(
-            _QUEUE, *([getattr(d, name) for d in drafts] for name, _ in _QUEUE_COLUMNS)
-        )
+        await conn.execute(_QUEUE, *([getattr(d, name) for d in drafts] for name in _QUEUE_COLUMNS))
 
 
 async def tell(
