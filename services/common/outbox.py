@@ -127,11 +127,14 @@ async def enqueue(conn: asyncpg.Connection, messages: Iterable[OutgoingMessage])
 
 async def claim(conn: asyncpg.Connection, event_ids: Sequence[UUID]) -> set[UUID]:
     """Record consumed events in the inbox (caller's transaction); returns the ids not seen
-    before: only those may take effect."""
+    before: only those may take effect.
+
+    The ids go in sorted: two lanes' consumers can hold the same event (a P1's copy on the
+    urgent lane), and two transactions inserting the same keys in other orders deadlock."""
     rows = await conn.fetch(
         "INSERT INTO inbox (event_id) SELECT unnest($1::uuid[]) "
         "ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
-        list(event_ids),
+        sorted(set(event_ids)),
     )
     return {row["event_id"] for row in rows}
 

@@ -232,3 +232,39 @@ async def test_the_urgent_relay_never_counts_the_main_lanes_backlog(
         await rt.pool.close()
         await conn.execute("DELETE FROM outbox")
         await conn.close()
+
+
+async def test_two_consumers_claiming_the_same_events_in_other_orders_never_deadlock(
+    settings: Settings,
+) -> None:
+    """A P1's event reaches a service twice, by the main topic and by the urgent lane's copy,
+    and each lane's consumer claims its batch in its own order. Two transactions that insert
+    the same inbox keys in opposite orders each wait for the other: PostgreSQL ends one as a
+    deadlock after a second. Claimed in one order, the later one only waits."""
+    conns = [
+        await asyncpg.connect(
+            settings.database_url.get_secret_value(), server_settings={"search_path": "intake"}
+        )
+        for _ in range(2)
+    ]
+    await migrate(conns[0], "intake", load_migrations(INTAKE.migrations))
+    ids = [uuid.uuid4() for _ in range(20_000)]
+
+    async def claimed(conn: asyncpg.Connection, order: list[uuid.UUID]) -> set[uuid.UUID]:
+        async with conn.transaction():
+            return await outbox.claim(conn, order)
+
+    try:
+        outcomes = await asyncio.gather(
+            claimed(conns[0], ids), claimed(conns[1], ids[::-1]), return_exceptions=True
+        )
+        errors = [o for o in outcomes if isinstance(o, BaseException)]
+        assert not errors, errors
+        first, second = outcomes
+        assert isinstance(first, set) and isinstance(second, set)
+        assert first.isdisjoint(second)
+        assert first | second == set(ids)
+    finally:
+        await conns[0].execute("DELETE FROM inbox WHERE event_id = ANY($1)", ids)
+        for conn in conns:
+            await conn.close()
