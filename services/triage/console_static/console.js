@@ -508,6 +508,12 @@ function fillFilters() {
 
 async function start() {
   translate();
+  // Signing out works from the first moment, before the page has what it needs to show.
+  $("#signout").addEventListener("click", async () => {
+    source?.close();
+    await call("/signout", {});
+    location.assign("/console/signin");
+  });
   [state.me, state.ref] = await Promise.all([call("/me"), call("/reference")]);
   $("#who").textContent = `${state.me.username} (${state.me.role})`;
   fillFilters();
@@ -519,11 +525,6 @@ async function start() {
     state.incident ? renderIncident(state.incident) : renderQueue();
   }));
   $("#help").addEventListener("click", keyMap);
-  $("#signout").addEventListener("click", async () => {
-    source?.close();
-    await call("/signout", {});
-    location.assign("/console/signin");
-  });
   document.addEventListener("keydown", onKey);
   window.addEventListener("popstate", () => {
     const match = location.pathname.match(/^\/console\/incidents\/([0-9a-f-]{36})$/);
