@@ -11,6 +11,7 @@ import json
 import shutil
 import subprocess
 import sys
+from collections import defaultdict
 from pathlib import Path
 from types import ModuleType
 
@@ -27,6 +28,7 @@ K8S = ROOT / "deploy/k8s"
 OVERLAYS = ["dev", "prod"]
 KUBERNETES_VERSION = "1.33.0"
 SERVICES = ("intake", "triage", "notify", "analytics")
+LANED = ("intake", "triage", "notify")  # with an urgent lane of their own (decision 0006)
 
 
 def load(path: Path, name: str) -> ModuleType:
@@ -40,6 +42,7 @@ def load(path: Path, name: str) -> ModuleType:
 
 render = load(K8S / "render.py", "veilig_k8s_render")
 generate = load(K8S / "generate_topics.py", "veilig_k8s_generate_topics")
+generate_lanes = load(K8S / "generate_lanes.py", "veilig_k8s_generate_lanes")
 
 
 @pytest.fixture(scope="module", params=OVERLAYS)
@@ -144,6 +147,62 @@ def test_kafka_is_kraft_with_node_pools_and_replication_3(rendered) -> None:
     if overlay == "prod":
         for pool in pools:
             assert all(v["type"] == "persistent-claim" for v in pool["spec"]["storage"]["volumes"])
+
+
+def test_generated_urgent_lanes_are_current() -> None:
+    path = K8S / "base/urgent-lanes.yaml"
+    assert path.read_text() == generate_lanes.render(), (
+        f"{path} is stale: python deploy/k8s/generate_lanes.py"
+    )
+
+
+def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    return selector.items() <= labels.items()
+
+
+def test_the_urgent_lane_has_pods_of_its_own(rendered) -> None:
+    """P1/P2 never wait behind bulk work in the same process or pod (decision 0006): each laned
+    service's urgent lane is a Deployment of its own (LANE=urgent, Guaranteed QoS) that no
+    selector of the service's main objects takes, the main pods work LANE=main, and the lane's
+    consumer lag scales the lane."""
+    _overlay, docs = rendered
+    deployments = by_kind(docs, "Deployment")
+    selectors = [
+        (
+            kind,
+            d["metadata"]["name"],
+            d["spec"]["selector"].get("matchLabels", d["spec"]["selector"]),
+        )
+        for kind in ("Service", "PodDisruptionBudget")
+        for d in by_kind(docs, kind).values()
+    ] + [
+        ("NetworkPolicy", p["metadata"]["name"], p["spec"]["podSelector"].get("matchLabels", {}))
+        for p in by_kind(docs, "NetworkPolicy").values()
+    ]
+    scaled = by_kind(docs, "ScaledObject")
+    for service in LANED:
+        main, lane = deployments[f"veilig-{service}"], deployments[f"veilig-{service}-urgent"]
+        for deployment, value in ((main, "main"), (lane, "urgent")):
+            (container,) = deployment["spec"]["template"]["spec"]["containers"]
+            assert {"name": "LANE", "value": value} in container["env"], deployment["metadata"]
+        (container,) = lane["spec"]["template"]["spec"]["containers"]
+        assert container["resources"]["requests"] == container["resources"]["limits"]
+        pods = lane["spec"]["template"]["metadata"]["labels"]
+        assert not selects(main["spec"]["selector"]["matchLabels"], pods)
+        taken = {(k, n) for k, n, sel in selectors if sel and selects(sel, pods)}
+        assert taken == {("PodDisruptionBudget", f"veilig-{service}-urgent")} | {
+            ("NetworkPolicy", "veilig-prometheus-scrape")
+        }, taken
+        groups: dict[str, set[str]] = defaultdict(set)
+        for name, obj in scaled.items():
+            for trigger in obj["spec"]["triggers"]:
+                groups[trigger["metadata"].get("consumerGroup", "")].add(name)
+        if service in ("triage", "notify"):  # the lane's consumer lag scales the lane
+            assert groups[f"veilig.{service}.urgent"] == {f"veilig-{service}-urgent"}
+            assert groups[f"veilig.{service}.main"] == {f"veilig-{service}"}
+        else:  # intake's lane consumes nothing: it relays the urgent outbox rows
+            assert f"veilig.{service}.urgent" not in groups
+            assert lane["spec"]["replicas"] >= 1
 
 
 def test_generated_topics_and_users_are_current() -> None:
@@ -279,7 +338,9 @@ def test_each_service_may_do_exactly_what_it_does() -> None:
 def test_deployments_have_probes_resources_and_a_pdb(rendered) -> None:
     _overlay, docs = rendered
     deployments = by_kind(docs, "Deployment")
-    assert set(deployments) == {f"veilig-{s}" for s in SERVICES}
+    assert set(deployments) == {f"veilig-{s}" for s in SERVICES} | {
+        f"veilig-{s}-urgent" for s in LANED
+    }
     pdbs = by_kind(docs, "PodDisruptionBudget")
     for name, deployment in deployments.items():
         pod = deployment["spec"]["template"]["spec"]
@@ -291,7 +352,8 @@ def test_deployments_have_probes_resources_and_a_pdb(rendered) -> None:
         assert "memory" in container["resources"]["limits"]
         assert container["securityContext"]["runAsNonRoot"] is True
         assert container["securityContext"]["readOnlyRootFilesystem"] is True
-        assert container["args"] == [f"services.{name.removeprefix('veilig-')}"]
+        service = name.removeprefix("veilig-").removesuffix("-urgent")
+        assert container["args"] == [f"services.{service}"]
         assert container["image"].startswith("registry.veilig-haarlem.invalid/veilig-haarlem")
         selector = deployment["spec"]["selector"]["matchLabels"]
         assert any(p["spec"]["selector"]["matchLabels"] == selector for p in pdbs.values()), name
@@ -323,13 +385,17 @@ def test_secrets_are_referenced_never_inlined(rendered) -> None:
             for e in d["spec"]["template"]["spec"]["containers"][0]["env"]
             if e["name"] == keys and e["valueFrom"]["secretKeyRef"]["name"] == secret
         ]
-        assert sorted(users) == [f"veilig-{s}" for s in services], keys
+        expected = [f"veilig-{s}" for s in services]
+        expected += [f"veilig-{s}-urgent" for s in services if s in LANED]
+        assert sorted(users) == sorted(expected), keys
 
 
 def test_autoscaling_on_consumer_lag(rendered) -> None:
     _overlay, docs = rendered
     scaled = by_kind(docs, "ScaledObject")
-    assert set(scaled) == {"veilig-intake", "veilig-triage", "veilig-notify"}
+    assert set(scaled) == {"veilig-intake", "veilig-triage", "veilig-notify"} | {
+        f"veilig-{s}-urgent" for s in ("triage", "notify")
+    }
     groups = {f"veilig.{s}.{p}": t for s, pairs in CONSUMERS.items() for p, t in pairs}
     namespace = by_kind(docs, "Namespace")
     (ns,) = namespace
