@@ -70,6 +70,20 @@ def test_the_services_two_replicas_of_triage_and_notify() -> None:
         assert env["OTEL_EXPORTER_OTLP_ENDPOINT"].startswith("http://otel-collector:")
     assert SERVICES["triage"]["deploy"]["replicas"] == 2
     assert SERVICES["notify"]["deploy"]["replicas"] == 2
+
+
+def test_the_urgent_lane_has_containers_of_its_own() -> None:
+    """As `make run` and Kubernetes: intake, triage and notify work LANE=main, and each has an
+    urgent lane (LANE=urgent) that publishes no port, so no partner or staff request reaches it."""
+    for name in ("intake", "triage", "notify"):
+        assert SERVICES[name]["environment"]["LANE"] == "main"
+        lane = SERVICES[f"{name}-urgent"]
+        assert lane["command"] == [f"services.{name}"]
+        assert lane["environment"]["LANE"] == "urgent"
+        assert "ports" not in lane
+        same = {k: v for k, v in lane["environment"].items() if k != "LANE"}
+        assert same == {k: v for k, v in SERVICES[name]["environment"].items() if k != "LANE"}
+    assert "LANE" not in SERVICES["analytics"]["environment"]
     assert SERVICES["migrate"]["entrypoint"] == ["python", "/app/deploy/migrate.py"]
 
 
