@@ -112,3 +112,17 @@ def test_the_p1_burst_the_peer_side_by_side_and_the_durability_are_shown() -> No
     # 50/s: the platform's p50 120 ms against Alertmanager's 3 ms; 1,000/s was not offered.
     assert "| 50 | 120 / 300 / 640 / 980 | 3 / 300 / 4 / 980 | 40.0 times | 160.0 times |" in text
     assert "| 1,000 | — (not offered) |" in text
+
+
+def test_intake_alone_is_told_apart_from_intake_beside_the_pipeline() -> None:
+    row = {"batch": 500, "clients": 2, "per_second": 951.7, "ratio": 0.023}
+    results = {
+        **RESULTS,
+        "http_intake": [{**row, "intake_alone": False}, {**row, "intake_alone": True}],
+    }
+    lines = [line for line in markdown(results).splitlines() if "1 HTTP intake" in line]
+    assert lines == [
+        "| 1 HTTP intake | batches of 500, 2 clients | 952 accepted/s | 2.3% |",
+        "| 1 HTTP intake | batches of 500, 2 clients (intake alone: triage, notify, analytics "
+        "paused) | 952 accepted/s | 2.3% |",
+    ]

@@ -101,8 +101,9 @@ def markdown(results: dict[str, Any]) -> str:
         ]
     for row in results.get("http_intake", []):
         mode = "single reports" if row["batch"] == 1 else f"batches of {row['batch']}"
+        alone = " (intake alone: triage, notify, analytics paused)" if row["intake_alone"] else ""
         lines.append(
-            f"| 1 HTTP intake | {mode}, {row['clients']} clients | "
+            f"| 1 HTTP intake | {mode}, {row['clients']} clients{alone} | "
             f"{_num(row['per_second'])} accepted/s | {_ratio(row['ratio'])} |"
         )
     if kafka := results.get("kafka_intake"):

@@ -6,12 +6,15 @@ Each returns a JSON-ready dict; rates are also given as a ratio to the broker ba
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
+import os
 import random
+import signal
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,6 +53,8 @@ from tools.bench.stats import Latency, StepMeasure, backlog, count_between, judg
 
 HTTP_MODES = ((1, 16), (100, 4), (500, 2))
 """Scenario 1: (reports a request, clients) — single reports need many clients in flight."""
+DOWNSTREAM = ("triage", "notify", "analytics")
+"""What works on what intake accepts: paused (SIGSTOP) for the measure of intake alone."""
 BURST_BATCH, BURST_CLIENTS = 500, 4
 
 REPORTED_TYPES = frozenset({IncidentReported.ce_type, IncidentReportedSealed.ce_type})
@@ -124,29 +129,51 @@ def _latencies(sent: Sequence[Sent], arrived: dict[str, float]) -> list[float]:
     ]
 
 
+@contextlib.contextmanager
+def paused(pids: Sequence[int]) -> Iterator[None]:
+    """The processes of ``pids`` stopped (SIGSTOP) meanwhile, continued after."""
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
+
+
+async def _closed_loop(bench: Bench, batch: int, clients: int, alone: bool) -> dict[str, Any]:
+    result = await bench.generate(
+        ClosedLoop(batch, clients, bench.profile.intake_seconds, bench.next_index)
+    )
+    assert isinstance(result, ClosedResult)
+    rate = result.accepted / result.seconds
+    return {
+        "batch": batch,
+        "clients": clients,
+        "intake_alone": alone,
+        "accepted": result.accepted,
+        "rejected": result.rejected,
+        "seconds": round(result.seconds, 2),
+        "per_second": round(rate, 1),
+        "ratio": ratio(rate, bench.broker_produce),
+        "request_ms": Latency.of(result.request_seconds).as_ms(),
+    }
+
+
 async def http_intake(bench: Bench) -> list[dict[str, Any]]:
     """1. Accepted reports per second over HTTP: single reports, batches of 100 and 500."""
-    rows = []
-    for batch, clients in HTTP_MODES:
-        result = await bench.generate(
-            ClosedLoop(batch, clients, bench.profile.intake_seconds, bench.next_index)
-        )
-        assert isinstance(result, ClosedResult)
-        rate = result.accepted / result.seconds
-        request = Latency.of(result.request_seconds)
-        rows.append(
-            {
-                "batch": batch,
-                "clients": clients,
-                "accepted": result.accepted,
-                "rejected": result.rejected,
-                "seconds": round(result.seconds, 2),
-                "per_second": round(rate, 1),
-                "ratio": ratio(rate, bench.broker_produce),
-                "request_ms": request.as_ms(),
-            }
-        )
-    return rows
+    return [await _closed_loop(bench, batch, clients, False) for batch, clients in HTTP_MODES]
+
+
+async def intake_alone(bench: Bench) -> dict[str, Any] | None:
+    """1. Batches of 500 once more with everything downstream of intake paused: intake's own
+    capacity, without the pipeline draining what it accepts on the same cores (the paused
+    consumers rejoin their groups after). Only where the benchmark started the platform."""
+    downstream = [pid for name, pid in bench.processes.items() if name.startswith(DOWNSTREAM)]
+    if not downstream:
+        return None
+    with paused(downstream):
+        return await _closed_loop(bench, *HTTP_MODES[-1], True)
 
 
 async def kafka_intake(bench: Bench) -> dict[str, Any]:
