@@ -1,8 +1,9 @@
 """Live Kafka numbers for the ops dashboard, read from the broker itself.
 
-Every few seconds: the end offset of every partition of the platform's topics (throughput per
-topic is the growth of their sum between two samples) and the committed offsets of every
-consumer group with the platform's prefix (lag per group and partition = end - committed).
+Every few seconds: the end offset of every partition of the platform's topics, each partner's
+submission topic included (throughput per topic is the growth of their sum between two
+samples), and the committed offsets of every consumer group with the platform's prefix (lag per
+group and partition = end - committed).
 One monitor per service process samples; every dashboard client reads the latest snapshot.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections import deque
 from collections.abc import Callable
@@ -21,7 +23,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from prometheus_client import Gauge
 
-from schemas.topics import CLUSTER_TOPICS
+from schemas.topics import ALL_TOPICS, CLUSTER_TOPICS
+from services.common.kafka_access import partner_topic_pattern
 from services.common.kafka_security import client_options
 from services.common.settings import Settings
 from services.common.topics import connect_admin
@@ -75,8 +78,13 @@ class KafkaMonitor:
         self.latest = KafkaSnapshot()
         self.history: deque[tuple[float, dict[str, float]]] = deque(maxlen=HISTORY)
         self._group_prefix = f"{settings.consumer_group_prefix}."
-        # Topic name on the cluster -> declared name, so the dashboard shows the short one.
-        self._topics = {settings.topic(t.name): t.name for t in CLUSTER_TOPICS}
+        # Topic name on the cluster -> declared name, so the dashboard shows the short one;
+        # the partners' own topics (incident-submissions.<code>) join as they are found.
+        self._declared = {settings.topic(t.name): t.name for t in CLUSTER_TOPICS}
+        self._topics = dict(self._declared)
+        self._per_partner = [
+            re.compile(partner_topic_pattern(settings, t)) for t in ALL_TOPICS if t.per_partner
+        ]
 
     async def run(self, stopping: asyncio.Event, beat: Callable[[], None] = lambda: None) -> None:
         """Sample until ``stopping`` is set; a broker outage shows as an error, not a crash.
@@ -110,6 +118,11 @@ class KafkaMonitor:
     ) -> KafkaSnapshot:
         described, partitions = self._partitions
         if time.monotonic() - described > self.partitions_every or not partitions:
+            self._topics = self._declared | {
+                name: name.removeprefix(self.settings.topic_prefix)
+                for name in await admin.list_topics()
+                if any(family.match(name) for family in self._per_partner)
+            }
             partitions = await topic_partitions(admin, list(self._topics))
             self._partitions = (time.monotonic(), partitions)
         ends: dict[TopicPartition, int] = await consumer.end_offsets(partitions)
