@@ -192,9 +192,10 @@ async def run(
                     log.info("scenario %s", name.value)
                     results[_KEYS[name]] = await scenario(bench_)
             # Last: the backlog it leaves behind is the paused pipeline's whole intake.
-            if Scenario.http not in skip and (alone := await scenarios.intake_alone(bench_)):
+            if Scenario.http not in skip and bench_.processes:
                 log.info("scenario http, intake alone")
-                results["http_intake"].append(alone)
+                if alone := await scenarios.intake_alone(bench_):
+                    results["http_intake"].append(alone)
             for key, what in (
                 ("end_to_end", "the end-to-end steps"),
                 ("p1_in_burst", "the P1-in-a-burst scenario"),
