@@ -24,7 +24,7 @@ from aiokafka import AIOKafkaProducer
 
 from services.common.kafka_security import client_options
 from services.common.settings import Settings
-from tools.bench.reports import submission
+from tools.bench.reports import p1_report, submission
 from tools.bench.stats import open_loop_schedule
 
 MAX_REQUESTS_PER_SECOND = 50
@@ -72,6 +72,7 @@ class Burst:
     batch: int
     concurrency: int
     first: int
+    urgent_at: tuple[float, ...] = ()  # seconds after the start: a P1 each (p1_report)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +116,8 @@ class SentReports:
     sent: list[Sent]
     used: int  # report indices used
     lag: float  # how far (s) the generator fell behind its schedule at worst
+    started: float = 0.0  # wall clock: when the first request went
+    urgent: tuple[Sent, ...] = ()  # a burst's P1s (Burst.urgent_at), index = their number
 
 
 @dataclass(frozen=True, slots=True)
@@ -327,15 +330,30 @@ async def _closed_loop(job: ClosedLoop, target: Target) -> ClosedResult:
 
 
 async def _burst(job: Burst, target: Target) -> SentReports:
-    """Every report at once: all due now, sent as fast as ``concurrency`` connections go."""
-    async with _client(target, job.concurrency) as client:
+    """Every report at once: all due now, sent as fast as ``concurrency`` connections go; and
+    a P1 at each moment of ``urgent_at``, over a connection of its own."""
+
+    async def urgent(client: aiohttp.ClientSession, start: float) -> list[Sent]:
+        sent = []
+        for n, moment in enumerate(job.urgent_at):
+            await asyncio.sleep(max(0.0, start + moment - time.time()))
+            at = time.time()
+            status, (incident,), _ = await _send(client, [p1_report(target.run, n)])
+            sent.append(Sent(n, at, time.time(), status, incident))
+        return sent
+
+    async with _client(target, job.concurrency) as client, _client(target, 1) as alone:
         scheduled = time.time()
+        p1s = asyncio.create_task(urgent(alone, scheduled))
         batches = [
             _post(client, target, first, min(job.batch, job.first + job.count - first), scheduled)
             for first in range(job.first, job.first + job.count, job.batch)
         ]
         sent = [s for batch in await asyncio.gather(*batches) for s in batch]
-    return SentReports(sent=sent, used=job.count, lag=0.0)
+        urgent_sent = await p1s
+    return SentReports(
+        sent=sent, used=job.count, lag=0.0, started=scheduled, urgent=tuple(urgent_sent)
+    )
 
 
 async def _kafka(job: KafkaSubmit, target: Target) -> KafkaResult:

@@ -42,3 +42,15 @@ def record_size(run: str, samples: int = 1000) -> int:
     """Mean size in bytes of a report as JSON: the record size of the broker baseline."""
     sizes = [len(json.dumps(submission(run, i)).encode()) for i in range(samples)]
     return round(sum(sizes) / len(sizes))
+
+
+def p1_report(run: str, n: int) -> dict[str, Any]:
+    """A fire in progress: what a partner marks urgent (flag and category hint)."""
+    buurt = geo.buurten()[(n * 11) % len(geo.buurten())]
+    return {
+        "external_id": f"bench-{run}-p1-{n}",
+        "description": f"Brand in een woning in {buurt.name}, vlammen slaan uit het dak.",
+        "category_hint": "brand",
+        "location": {"buurt_code": buurt.code},
+        "flags": {"in_progress": True},
+    }

@@ -19,10 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
-import httpx
 from aiokafka import AIOKafkaConsumer
 
-from schemas import geo
 from schemas.envelope import event_type
 from schemas.events import IncidentReported, IncidentReportedSealed
 from schemas.topics import INCIDENT_EVENTS
@@ -362,47 +360,24 @@ async def burst(bench: Bench) -> dict[str, Any]:
 P1_REPORTS = 20
 
 
-def p1_report(run: str, n: int) -> dict[str, Any]:
-    """A fire in progress: what a partner marks urgent (flag and category hint)."""
-    buurt = geo.buurten()[(n * 11) % len(geo.buurten())]
-    return {
-        "external_id": f"bench-{run}-p1-{n}",
-        "description": f"Brand in een woning in {buurt.name}, vlammen slaan uit het dak.",
-        "category_hint": "brand",
-        "location": {"buurt_code": buurt.code},
-        "flags": {"in_progress": True},
-    }
-
-
 async def p1_in_burst(bench: Bench) -> dict[str, Any]:
     """7. A fire never waits behind graffiti: 20 P1 reports at random moments while a burst of
     P4 reports is accepted and drains; the P1s' first-delivery latency, and the drain time."""
     count = bench.profile.burst
-    target = bench.target
     # The burst meets an idle platform: what the scenario before left behind is not its load.
     lag_at_start = await bench.wait_idle(bench.profile.drain_seconds)
-    moments = sorted(
-        random.Random(7).uniform(0, bench.profile.p1_window) for _ in range(P1_REPORTS)
+    moments = tuple(
+        sorted(random.Random(7).uniform(0, bench.profile.p1_window) for _ in range(P1_REPORTS))
     )
-    burst_job = asyncio.create_task(
-        bench.generate(Burst(count, BURST_BATCH, BURST_CLIENTS, bench.next_index))
+    # The P1s go from the load generator's process, beside the burst, over a connection of
+    # their own: the same client as every other request, not this process's event loop.
+    result = await bench.generate(
+        Burst(count, BURST_BATCH, BURST_CLIENTS, bench.next_index, urgent_at=moments)
     )
-    start = time.time()
-    sent: list[tuple[float, float, str]] = []  # sent, answered, incident id
-    async with httpx.AsyncClient(
-        base_url=target.intake_url,
-        headers={"Authorization": f"Bearer {target.key}"},
-        timeout=60.0,
-    ) as client:
-        for n, moment in enumerate(moments):
-            await asyncio.sleep(max(0.0, start + moment - time.time()))
-            at = time.time()
-            response = await client.post("/v1/incidents", json=p1_report(target.run, n))
-            if response.status_code in (200, 202):
-                sent.append((at, time.time(), str(response.json()["incident_id"])))
-    result = await burst_job
     assert isinstance(result, SentReports)
+    start = result.started
     burst_ids = [s.incident_id for s in result.sent if s.incident_id is not None]
+    sent = [(s.scheduled, s.answered, s.incident_id) for s in result.urgent if s.incident_id]
     p1_ids = [incident for _, _, incident in sent]
     arrived = await observe.wait_for(
         p1_ids + burst_ids, bench.deliveries, bench.pool, bench.profile.wait_seconds
