@@ -28,3 +28,10 @@ def test_paused_stops_and_continues_even_on_failure() -> None:
     finally:
         child.kill()
         child.wait()
+
+
+def test_a_process_gone_meanwhile_is_left_alone() -> None:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    with paused([child.pid]):
+        pass

@@ -129,14 +129,19 @@ def _latencies(sent: Sequence[Sent], arrived: dict[str, float]) -> list[float]:
 
 @contextlib.contextmanager
 def paused(pids: Sequence[int]) -> Iterator[None]:
-    """The processes of ``pids`` stopped (SIGSTOP) meanwhile, continued after."""
-    for pid in pids:
-        os.kill(pid, signal.SIGSTOP)
+    """The processes of ``pids`` stopped (SIGSTOP) meanwhile, continued after; one that is
+    gone meanwhile (restarted by its supervisor under another pid) is left alone."""
+
+    def signal_all(signum: signal.Signals) -> None:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+
+    signal_all(signal.SIGSTOP)
     try:
         yield
     finally:
-        for pid in pids:
-            os.kill(pid, signal.SIGCONT)
+        signal_all(signal.SIGCONT)
 
 
 async def _closed_loop(bench: Bench, batch: int, clients: int, alone: bool) -> dict[str, Any]:
