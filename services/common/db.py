@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -54,6 +55,17 @@ async def create_pool(
         else:
             assert pool is not None
             return pool
+
+
+async def release(pool: asyncpg.Pool, conn: asyncpg.Connection) -> None:
+    """Give back a connection a listener was held on. One whose server went away (a restart,
+    a terminated backend) still holds its listeners, which asyncpg cannot remove from a closed
+    connection and warns about on release: it is terminated first, which forgets them and
+    hands its place in the pool back."""
+    with contextlib.suppress(asyncpg.InterfaceError):  # given back already: nothing to do
+        if conn.is_closed():
+            conn.terminate()
+    await pool.release(conn)
 
 
 def run_in_schema(

@@ -36,6 +36,7 @@ from prometheus_client import Counter, Gauge
 from schemas.envelope import encode
 from schemas.events import Event, IncidentReported
 from schemas.topics import INCIDENT_URGENT
+from services.common.db import release
 from services.common.faults import Backoff, describe, is_transient
 from services.common.kafka_security import client_options
 from services.common.runtime import Runtime, pause
@@ -241,7 +242,7 @@ async def relay(
         with contextlib.suppress(Exception):
             await leader.remove_listener(channel, on_notify)
             await leader.execute("SELECT pg_advisory_unlock_all()")
-        await pool.release(leader)
+        await release(pool, leader)
 
 
 async def _stop(producer: AIOKafkaProducer) -> None:

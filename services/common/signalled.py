@@ -14,6 +14,7 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
+from services.common.db import release
 from services.common.runtime import Runtime, pause
 from services.common.supervision import Loop
 
@@ -74,4 +75,4 @@ class SignalledCache(Generic[K, V]):
             with contextlib.suppress(Exception):
                 conn.remove_termination_listener(self._lost)
                 await conn.remove_listener(self.channel, self.invalidate)
-            await rt.pool.release(conn)
+            await release(rt.pool, conn)

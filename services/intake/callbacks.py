@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 import asyncpg
 
 from schemas.taxonomy import Profile
+from services.common.db import release
 from services.common.pii import open_secret, seal_secret
 from services.common.runtime import Runtime, pause
 from services.common.settings import Settings
@@ -151,4 +152,4 @@ async def deliver(rt: Runtime, loop: Loop) -> None:
         await client.aclose()
         with contextlib.suppress(Exception):
             await listener.remove_listener(CHANNEL, on_notify)
-        await rt.pool.release(listener)
+        await release(rt.pool, listener)

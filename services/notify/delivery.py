@@ -50,6 +50,7 @@ from schemas.events import (
 )
 from schemas.taxonomy import Profile
 from schemas.urgency import URGENT_PRIORITIES
+from services.common.db import release
 from services.common.faults import Backoff, describe, is_transient
 from services.common.groupcommit import GroupCommit
 from services.common.observability import current_traceparent, span_from
@@ -642,7 +643,7 @@ class DeliveryWorker:
         finally:
             with contextlib.suppress(Exception):
                 await listener.remove_listener(self.wake_channel, self._woken)
-            await rt.pool.release(listener)
+            await release(rt.pool, listener)
         await self.close()
 
     async def close(self) -> None:

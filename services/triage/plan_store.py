@@ -27,6 +27,7 @@ import asyncpg
 
 from schemas.events import SafetyPlanAdopted, SafetyPlanEnded, SafetyPlanEvent
 from schemas.timeutil import AMSTERDAM
+from services.common.db import release
 from services.common.outbox import enqueue, event_message
 from services.common.runtime import Runtime, pause
 from services.common.settings import Settings
@@ -204,6 +205,6 @@ def follow(triage: Triage) -> Callable[[Runtime, Loop], Awaitable[None]]:
         finally:
             with contextlib.suppress(Exception):
                 await conn.remove_listener(CHANNEL, on_notify)
-            await rt.pool.release(conn)
+            await release(rt.pool, conn)
 
     return body

@@ -9,6 +9,7 @@ import dataclasses
 import functools
 import json
 import uuid
+import warnings
 from collections import defaultdict
 from collections.abc import AsyncIterator
 
@@ -17,7 +18,7 @@ import pytest
 
 from schemas.topics import INCIDENT_EVENTS
 from services.common import outbox
-from services.common.db import create_pool
+from services.common.db import create_pool, release
 from services.common.kafka import make_broker
 from services.common.migrations import load_migrations, migrate
 from services.common.outbox import OutgoingMessage, enqueue, outbox_lag, relay
@@ -268,3 +269,23 @@ async def test_two_consumers_claiming_the_same_events_in_other_orders_never_dead
         await conns[0].execute("DELETE FROM inbox WHERE event_id = ANY($1)", ids)
         for conn in conns:
             await conn.close()
+
+
+async def test_a_listening_connection_whose_server_went_away_is_given_back_quietly(
+    settings: Settings,
+) -> None:
+    """A relay's or a cache's listener connection loses its server mid-operation: asyncpg
+    aborts the protocol, the connection is closed before its cleanup has run, and it cannot
+    remove a listener from a closed connection, so the pool warned of it on release."""
+    pool = await create_pool(settings.database_url.get_secret_value(), "intake")
+    try:
+        conn = await pool.acquire()
+        await conn.add_listener("intake_outbox", lambda *_: None)
+        conn._con._abort()  # type: ignore[attr-defined]  # the socket broke mid-operation
+        assert conn.is_closed()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", asyncpg.InterfaceWarning)
+            await release(pool, conn)
+        assert await pool.fetchval("SELECT 1") == 1  # its place in the pool is usable again
+    finally:
+        await pool.close()
