@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 
 from services.common.kafka_access import service_principal
-from services.common.settings import SERVICES, ServiceName, Settings, get_settings
+from services.common.settings import LANED, SERVICES, ServiceName, Settings, get_settings
 from services.common.staff import StaffError
 from services.notify.webhooks import generate_secret
 from tools import demo as demo_scenario
@@ -47,8 +47,6 @@ def base_url(settings: Settings) -> str:
 SCALED_OUT: tuple[ServiceName, ...] = ("triage", "notify")
 """What ``replicas`` multiplies: the consumers of incident-events, whose partitions the
 instances of one consumer group share. Their main lanes do the bulk work (``Program.bulk``)."""
-LANED: tuple[ServiceName, ...] = ("intake", "triage", "notify")
-"""The services whose urgent lane has a process of its own (intake's relays the lane's rows)."""
 REPLICA_PORT_STEP = 100  # instance n listens on the service's ports + (n - 1) * 100
 URGENT_PORT_STEP = 50  # the urgent lane's process listens on the service's ports + 50
 

@@ -34,11 +34,10 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from services.common.kafka_access import CONSUMERS  # noqa: E402
+from services.common.settings import LANED  # noqa: E402
 
 BASE = Path(__file__).parent / "base"
 OUT = BASE / "urgent-lanes.yaml"
-LANED = ("intake", "triage", "notify")
-"""As tools/cli.py's LANED: the services whose urgent lane has a process of its own."""
 FIXED_REPLICAS = 2  # intake's lane: no consumer lag to scale on, two for a node's loss
 MAX_REPLICAS = 6
 LAG_THRESHOLD = "5"  # a handful of P1/P2 waiting is already worth another pod

@@ -27,6 +27,9 @@ Lane = Literal["all", "main", "urgent"]
 the P1/P2 lane (its consumer, its deliveries, its outbox rows), ``main`` everything else,
 ``all`` both in one process."""
 SERVICES: tuple[ServiceName, ...] = ("intake", "triage", "notify", "analytics")
+LANED: tuple[ServiceName, ...] = ("intake", "triage", "notify")
+"""The services whose urgent lane runs in a process of its own where ``LANE=urgent`` (intake's
+relays the lane's rows): `make run`, Kubernetes and Compose give it one."""
 
 
 class Settings(BaseSettings):

@@ -28,13 +28,13 @@ from schemas.geo import buurten
 from schemas.topics import INCIDENT_EVENTS
 from services.common.kafka_access import apply_principals
 from services.common.migrations import load_migrations, migrate
-from services.common.settings import SERVICES, Settings
+from services.common.settings import LANED, SERVICES, Settings
 from services.common.topics import apply_topics
 from services.intake import partners
 from services.intake.service import SPEC as INTAKE
 from services.notify.webhooks import generate_secret
 from tests.support import eventually, read_topic
-from tools.cli import LANED, service_credentials, urgent_lane
+from tools.cli import service_credentials, urgent_lane
 from tools.demo import point_recipients_at_standins
 from tools.ports import free_port
 from tools.supervisor import Program, Supervisor, service_program

@@ -12,6 +12,8 @@ import jsonschema
 import pytest
 import yaml
 
+from services.common.settings import LANED
+
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 COMPOSE = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
@@ -75,7 +77,7 @@ def test_the_services_two_replicas_of_triage_and_notify() -> None:
 def test_the_urgent_lane_has_containers_of_its_own() -> None:
     """As `make run` and Kubernetes: intake, triage and notify work LANE=main, and each has an
     urgent lane (LANE=urgent) that publishes no port, so no partner or staff request reaches it."""
-    for name in ("intake", "triage", "notify"):
+    for name in LANED:
         assert SERVICES[name]["environment"]["LANE"] == "main"
         lane = SERVICES[f"{name}-urgent"]
         assert lane["command"] == [f"services.{name}"]

@@ -22,13 +22,13 @@ import yaml
 
 from schemas.topics import INCIDENT_SUBMISSIONS
 from services.common.kafka_access import CONSUMERS
+from services.common.settings import LANED
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy/k8s"
 OVERLAYS = ["dev", "prod"]
 KUBERNETES_VERSION = "1.33.0"
 SERVICES = ("intake", "triage", "notify", "analytics")
-LANED = ("intake", "triage", "notify")  # with an urgent lane of their own (decision 0006)
 
 
 def load(path: Path, name: str) -> ModuleType:
