@@ -190,8 +190,9 @@ KEYS_CHANGED = "intake_keys"
 class KeyCache(SignalledCache[str, tuple[bytes, Partner]]):
     """Active keys (their hash and partner), so that a request costs no database round trip.
 
-    Revocation still takes effect at once: a trigger on ``api_keys`` and ``partners`` NOTIFYs
-    every intake process, which empties its cache. Unknown key ids are never cached."""
+    Revocation still takes effect at once, as soon as the NOTIFY arrives (milliseconds after the
+    commit): a trigger on ``api_keys`` and ``partners`` NOTIFYs every intake process, which
+    empties its cache. Unknown key ids are never cached."""
 
     def __init__(self) -> None:
         super().__init__(KEYS_CHANGED, keep_missing=False)
