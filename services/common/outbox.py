@@ -181,10 +181,10 @@ async def relay(
     """Publish ``lane``'s outbox rows (the urgent lane's copies, or all the others) until the
     service stops: one term of that relay's leadership.
 
-    Leadership is a session-level advisory lock on one connection, and every claim (``FOR
-    UPDATE``) and delete runs **on that same connection**: a relay whose connection (and so
-    its lock) is gone cannot claim another row, so it stops publishing before another replica
-    can take over. Rows it had in flight stay in the outbox (their delete never committed) and
+    Leadership is a session-level advisory lock on one connection, and every read of the rows
+    and every delete runs **on that same connection**: a relay whose connection (and so its
+    lock) is gone cannot read another row, so it stops publishing before another replica can
+    take over. Rows it had in flight stay in the outbox (their delete never committed) and
     the next leader publishes them again from the lowest id, so after the consumers' inbox
     drops the copies, the order per incident holds across a handover
     (docs/decisions/0005-supervised-loops-and-transient-faults.md).
@@ -282,31 +282,31 @@ async def _publish_batch(
     lane: RelayLane,
     limit: int,
 ) -> int:
-    async with leader.transaction():
-        # One lane's rows in id order. Lane rows go to a topic of their own, so each topic's
-        # rows are published by one relay in id order: the order per incident holds on each.
-        rows = await leader.fetch(
-            "SELECT id, topic, key, headers, value FROM outbox WHERE urgent = $2 ORDER BY id "
-            "LIMIT $1 FOR UPDATE SKIP LOCKED",
-            limit,
-            lane == "urgent",
+    # No transaction around the round: the lane's leadership (the advisory lock held by this
+    # connection) already makes this the only relay reading these rows, and a round cut short
+    # anywhere leaves its rows in the outbox to be published again, with or without one. A
+    # BEGIN and a COMMIT were two round trips more for every P1's hop.
+    # One lane's rows in id order. Lane rows go to a topic of their own, so each topic's rows
+    # are published by one relay in id order: the order per incident holds on each.
+    rows = await leader.fetch(
+        "SELECT id, topic, key, headers, value FROM outbox WHERE urgent = $2 ORDER BY id LIMIT $1",
+        limit,
+        lane == "urgent",
+    )
+    if not rows:
+        return 0
+    # send() only queues; all futures resolve once the broker acknowledged the batch.
+    futures = [
+        await producer.send(
+            row["topic"],
+            value=row["value"],
+            key=row["key"],
+            headers=[(k, v.encode()) for k, v in json.loads(row["headers"])],
         )
-        if not rows:
-            return 0
-        # send() only queues; all futures resolve once the broker acknowledged the batch.
-        futures = [
-            await producer.send(
-                row["topic"],
-                value=row["value"],
-                key=row["key"],
-                headers=[(k, v.encode()) for k, v in json.loads(row["headers"])],
-            )
-            for row in rows
-        ]
-        await asyncio.gather(*futures)
-        await leader.execute(
-            "DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows]
-        )
+        for row in rows
+    ]
+    await asyncio.gather(*futures)
+    await leader.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows])
     for row in rows:
         OUTBOX_PUBLISHED.labels(schema, row["topic"]).inc()
     return len(rows)

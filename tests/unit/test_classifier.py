@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -13,6 +14,7 @@ from services.triage.classifier import (
     Classifier,
     Decision,
     _build_model,
+    _logits,
     _Scorer,
     evaluate,
     load_corpus,
@@ -293,6 +295,15 @@ def test_the_compiled_scorer_gives_the_pipelines_own_probabilities() -> None:
         got = _Scorer.of(model).probabilities(batch)
         assert got.shape == expected.shape
         assert abs(got - expected).max() < 1e-12
+
+
+def test_margins_are_logits_unless_they_read_as_probabilities() -> None:
+    """Temperature scaling's input, as scikit-learn's calibration makes it: margins as they
+    are, probabilities (each in [0, 1], rows summing to 1) as their logarithm."""
+    margins = np.array([[-1.5, 0.25, 2.0], [0.1, 0.2, 0.3]])
+    assert _logits(margins) is margins
+    probabilities = np.array([[0.2, 0.3, 0.5], [1.0, 0.0, 0.0]])
+    assert np.allclose(_logits(probabilities), np.log(probabilities + 1e-12))
 
 
 def test_held_out_evaluation_is_reasonable() -> None:
