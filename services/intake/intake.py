@@ -22,7 +22,7 @@ from uuid import UUID
 import asyncpg
 from prometheus_client import Counter
 
-from schemas.events import Flags, IncidentReported
+from schemas.events import Channel, Flags, IncidentReported
 from schemas.geo import locate
 from schemas.submission import IncidentSubmission
 from schemas.urgency import may_be_urgent
@@ -42,7 +42,6 @@ from services.common.pii import seal
 from services.common.settings import Settings
 from services.intake.partners import Partner
 
-Channel = Literal["http", "open311", "kafka"]
 Result = Literal["accepted", "duplicate", "conflict"]
 
 REJECTED = Counter(
@@ -144,7 +143,6 @@ async def accept(
     events carry on its own trace (``traceparents``; default: the current one for all)."""
     now = datetime.now(UTC)
     hashes = await off_loop(len(reports), lambda: [body_hash(r) for r in reports])
-    new_ids = [uuid.uuid4() for _ in reports]
     if traceparents is None:
         traceparents = [current_traceparent()] * len(reports)
     trace_of: dict[UUID, str | None] = {}
@@ -156,15 +154,20 @@ async def accept(
         # that the receipts, the first public status and the keys of the new reports are one
         # statement; the few of a repeated report are thrown away.
         day = await KEYS.current(conn, period_of(now))
-        own, wrapped = await off_loop(len(reports), lambda: make_report_keys(day, new_ids))
+        # The receipts go in in one order, the external ids', whatever the reports' order:
+        # two transactions inserting the same keys in other orders deadlock (a partner
+        # retrying a batch while the first try, or another replica, still holds it).
+        order = sorted(range(len(reports)), key=lambda i: reports[i].external_id)
+        ids = [uuid.uuid4() for _ in order]
+        own, wrapped = await off_loop(len(reports), lambda: make_report_keys(day, ids))
         inserted = {
             row["external_id"]: row["incident_id"]
             for row in await conn.fetch(
                 _RECEIVE,
                 partner.code,
-                new_ids,
-                [r.external_id for r in reports],
-                hashes,
+                ids,
+                [reports[i].external_id for i in order],
+                [hashes[i] for i in order],
                 channel,
                 now,
                 day.key_id,

@@ -16,11 +16,13 @@ from prometheus_client import REGISTRY
 
 from schemas.envelope import decode, encode
 from schemas.events import IncidentReportedSealed, IncidentTriaged, Recipient
+from schemas.submission import IncidentSubmission
 from schemas.topics import INCIDENT_EVENTS, INCIDENT_SUBMISSIONS
 from services.common.dlq import load_keys, reason_of
 from services.common.period_keys import open_reports
 from services.common.settings import Settings
 from services.intake import partners
+from services.intake.intake import accept
 from services.intake.service import SPEC
 from tests.support import eventually, header, partner_topics, produce, read_topic, running
 
@@ -240,6 +242,59 @@ async def test_revoked_keys_stop_working_and_rotation_keeps_both_keys_valid(
 
     await eventually(refused, within=5, every=0.02)
     assert all(intake.keys["politie"].encode() not in bytes(r["secret_hash"]) for r in stored)
+
+
+async def test_two_tries_of_one_batch_in_other_orders_never_deadlock(intake: Intake) -> None:
+    """A partner retries a batch, its reports in another order, while the first try still
+    runs (on another replica, say). Two transactions inserting the same receipts in opposite
+    orders each wait for the other: PostgreSQL ends one as a deadlock after a second. Inserted
+    in one order, the later one only waits, and finds every report a duplicate. Both tries are
+    held up at the same receipt by a third transaction, so that they meet midway."""
+    url = intake.settings.database_url.get_secret_value()
+    conns = [
+        await asyncpg.connect(url, server_settings={"search_path": "intake"}) for _ in range(3)
+    ]
+    tries, blocker = conns[:2], conns[2]
+    reports = [IncidentSubmission.model_validate(report(f"DL-{n:03}")) for n in range(200)]
+    # The day's key made beforehand: a try making it would hold up the other from the start.
+    assert (await intake.post(report())).status_code == 202
+
+    async def accepted(conn: asyncpg.Connection, batch: list[IncidentSubmission]) -> int:
+        politie = await partners.authenticate(conn, intake.keys["politie"])
+        assert politie is not None
+        async with conn.transaction():
+            outcomes = await accept(conn, intake.settings, politie, batch, "http")
+        return sum(o.result == "accepted" for o in outcomes)
+
+    async def both_waiting() -> bool:
+        pids = [c.get_server_pid() for c in tries]
+        waiting = await blocker.fetchval(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE pid = ANY($1::int[]) AND wait_event_type = 'Lock'",
+            pids,
+        )
+        return bool(waiting == len(pids))
+
+    try:
+        held = blocker.transaction()
+        await held.start()
+        await blocker.execute(
+            "INSERT INTO receipts (incident_id, partner, external_id, body_hash, channel) "
+            "VALUES ($1, 'politie', 'DL-100', '-', 'http')",
+            uuid.uuid4(),
+        )
+        running = asyncio.gather(
+            accepted(tries[0], reports), accepted(tries[1], reports[::-1]), return_exceptions=True
+        )
+        await eventually(both_waiting, within=10, every=0.05)
+        await held.rollback()
+        outcomes = await running
+    finally:
+        for conn in conns:
+            await conn.close()
+    errors = [o for o in outcomes if isinstance(o, BaseException)]
+    assert not errors, errors
+    assert sorted(outcomes) == [0, len(reports)]  # type: ignore[type-var]
 
 
 async def test_a_batch_judges_every_report_on_its_own(intake: Intake) -> None:
