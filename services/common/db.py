@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
@@ -66,6 +66,23 @@ async def release(pool: asyncpg.Pool, conn: asyncpg.Connection) -> None:
         if conn.is_closed():
             conn.terminate()
     await pool.release(conn)
+
+
+@contextlib.asynccontextmanager
+async def listening(
+    pool: asyncpg.Pool, channel: str, on_notify: Callable[..., object]
+) -> AsyncIterator[asyncpg.Connection]:
+    """A pooled connection that LISTENs on ``channel`` (``on_notify`` is called on every
+    NOTIFY) while the body runs; the listener removed, if the connection still can, and the
+    connection given back through :func:`release` on the way out."""
+    conn = await pool.acquire()
+    try:
+        await conn.add_listener(channel, on_notify)
+        yield conn
+    finally:
+        with contextlib.suppress(Exception):
+            await conn.remove_listener(channel, on_notify)
+        await release(pool, conn)
 
 
 def run_in_schema(

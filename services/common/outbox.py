@@ -36,7 +36,7 @@ from prometheus_client import Counter, Gauge
 from schemas.envelope import encode
 from schemas.events import Event, IncidentReported
 from schemas.topics import INCIDENT_URGENT
-from services.common.db import release
+from services.common.db import listening
 from services.common.faults import Backoff, describe, is_transient
 from services.common.kafka_security import client_options
 from services.common.runtime import Runtime, pause
@@ -202,47 +202,45 @@ async def relay(
         wake.set()
 
     counted = -math.inf  # when the backlog was last counted (the main lane's relay only)
-    leader = await pool.acquire()
-    try:
-        await leader.add_listener(channel, on_notify)
-        while not rt.stopping.is_set():  # standby until this replica holds the lock
-            loop.beat()
-            if await leader.fetchval("SELECT pg_try_advisory_lock($1)", _lock_key(schema, lane)):
-                break
-            await pause(rt.stopping, wake, 5.0)
-        while not rt.stopping.is_set():
-            loop.beat()
-            if producer is None:
-                producer = await _start_producer(settings, rt.stopping, loop)
-                if producer is None:
+    lock = _lock_key(schema, lane)
+    async with listening(pool, channel, on_notify) as leader:
+        try:
+            while not rt.stopping.is_set():  # standby until this replica holds the lock
+                loop.beat()
+                if await leader.fetchval("SELECT pg_try_advisory_lock($1)", lock):
                     break
-            wake.clear()  # before claiming: a row committed meanwhile wakes the next round
-            try:
-                published = await _publish_batch(leader, producer, schema, lane, limit)
-            except KafkaError as exc:
-                log.warning(
-                    "outbox relay: Kafka unavailable, retrying",
-                    extra={"error": describe(exc), "transient": is_transient(exc)},
-                )
+                await pause(rt.stopping, wake, 5.0)
+            while not rt.stopping.is_set():
+                loop.beat()
+                if producer is None:
+                    producer = await _start_producer(settings, rt.stopping, loop)
+                    if producer is None:
+                        break
+                wake.clear()  # before claiming: a row committed meanwhile wakes the next round
+                try:
+                    published = await _publish_batch(leader, producer, schema, lane, limit)
+                except KafkaError as exc:
+                    log.warning(
+                        "outbox relay: Kafka unavailable, retrying",
+                        extra={"error": describe(exc), "transient": is_transient(exc)},
+                    )
+                    await _stop(producer)
+                    producer = None
+                    await pause(rt.stopping, None, 2.0)
+                    continue
+                if published < limit:
+                    # Counting scans every row, the main lane's backlog included (thousands in a
+                    # burst): work the urgent lane's rounds need not wait for (decision 0006).
+                    if lane == "main" and time.monotonic() - counted >= BACKLOG_EVERY_SECONDS:
+                        await _record_backlog(leader, schema)
+                        counted = time.monotonic()
+                    await pause(rt.stopping, wake, idle_poll_seconds)
+        finally:
+            # Flush (or give up on) what is in flight before anything else can happen.
+            if producer is not None:
                 await _stop(producer)
-                producer = None
-                await pause(rt.stopping, None, 2.0)
-                continue
-            if published < limit:
-                # Counting scans every row, the main lane's backlog included (thousands in a
-                # burst): work the urgent lane's rounds need not wait for (decision 0006).
-                if lane == "main" and time.monotonic() - counted >= BACKLOG_EVERY_SECONDS:
-                    await _record_backlog(leader, schema)
-                    counted = time.monotonic()
-                await pause(rt.stopping, wake, idle_poll_seconds)
-    finally:
-        # Flush (or give up on) what is in flight before anything else can happen.
-        if producer is not None:
-            await _stop(producer)
-        with contextlib.suppress(Exception):
-            await leader.remove_listener(channel, on_notify)
-            await leader.execute("SELECT pg_advisory_unlock_all()")
-        await release(pool, leader)
+            with contextlib.suppress(Exception):
+                await leader.execute("SELECT pg_advisory_unlock_all()")
 
 
 async def _stop(producer: AIOKafkaProducer) -> None:
@@ -282,12 +280,12 @@ async def _publish_batch(
     lane: RelayLane,
     limit: int,
 ) -> int:
-    # No transaction around the round: the lane's leadership (the advisory lock held by this
-    # connection) already makes this the only relay reading these rows, and a round cut short
-    # anywhere leaves its rows in the outbox to be published again, with or without one. A
-    # BEGIN and a COMMIT were two round trips more for every P1's hop.
     # One lane's rows in id order. Lane rows go to a topic of their own, so each topic's rows
-    # are published by one relay in id order: the order per incident holds on each.
+    # are published by one relay in id order: the order per incident holds on each. No
+    # transaction around the round: the lane's leadership (the advisory lock held by this
+    # connection) already makes this the only relay reading these rows, and a round cut short
+    # anywhere leaves its rows to be published again, with or without one (a BEGIN and a
+    # COMMIT were two round trips more on every hop of a P1).
     rows = await leader.fetch(
         "SELECT id, topic, key, headers, value FROM outbox WHERE urgent = $2 ORDER BY id LIMIT $1",
         limit,

@@ -14,7 +14,7 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
-from services.common.db import release
+from services.common.db import listening
 from services.common.runtime import Runtime, pause
 from services.common.supervision import Loop
 
@@ -60,19 +60,16 @@ class SignalledCache(Generic[K, V]):
 
     async def listen(self, rt: Runtime, loop: Loop) -> None:
         """The supervised body that keeps the cache honest (one listener connection)."""
-        conn = await rt.pool.acquire()
-        try:
+        async with listening(rt.pool, self.channel, self.invalidate) as conn:
             conn.add_termination_listener(self._lost)
-            await conn.add_listener(self.channel, self.invalidate)
-            self.invalidate()  # what was looked up before the listener was connected
-            self.live = True
-            while not rt.stopping.is_set():
-                loop.beat()
-                await pause(rt.stopping, None, PROBE_SECONDS)
-                await conn.fetchval("SELECT 1")
-        finally:
-            self._lost()
-            with contextlib.suppress(Exception):
-                conn.remove_termination_listener(self._lost)
-                await conn.remove_listener(self.channel, self.invalidate)
-            await release(rt.pool, conn)
+            try:
+                self.invalidate()  # what was looked up before the listener was connected
+                self.live = True
+                while not rt.stopping.is_set():
+                    loop.beat()
+                    await pause(rt.stopping, None, PROBE_SECONDS)
+                    await conn.fetchval("SELECT 1")
+            finally:
+                self._lost()
+                with contextlib.suppress(Exception):
+                    conn.remove_termination_listener(self._lost)

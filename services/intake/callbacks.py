@@ -15,7 +15,6 @@ Never another partner's data, the category triage chose, or who responds.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import random
 from datetime import UTC, datetime
@@ -23,7 +22,7 @@ from datetime import UTC, datetime
 import asyncpg
 
 from schemas.taxonomy import Profile
-from services.common.db import release
+from services.common.db import listening
 from services.common.pii import open_secret, seal_secret
 from services.common.runtime import Runtime, pause
 from services.common.settings import Settings
@@ -137,19 +136,15 @@ async def deliver(rt: Runtime, loop: Loop) -> None:
     def on_notify(*_: object) -> None:
         wake.set()
 
-    listener = await rt.pool.acquire()
     client = WebhookClient(_policy(rt.settings), max_response_bytes=MAX_RESPONSE_BYTES)
     try:
-        await listener.add_listener(CHANNEL, on_notify)
-        while not rt.stopping.is_set():
-            loop.beat()
-            wake.clear()
-            async with rt.pool.acquire() as conn:
-                while not rt.stopping.is_set() and await _send_one(conn, client):
-                    loop.beat()
-            await pause(rt.stopping, wake, POLL_SECONDS)
+        async with listening(rt.pool, CHANNEL, on_notify):
+            while not rt.stopping.is_set():
+                loop.beat()
+                wake.clear()
+                async with rt.pool.acquire() as conn:
+                    while not rt.stopping.is_set() and await _send_one(conn, client):
+                        loop.beat()
+                await pause(rt.stopping, wake, POLL_SECONDS)
     finally:
         await client.aclose()
-        with contextlib.suppress(Exception):
-            await listener.remove_listener(CHANNEL, on_notify)
-        await release(rt.pool, listener)

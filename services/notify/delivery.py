@@ -28,7 +28,6 @@ attempt the delivery is failed, and the recipient's acknowledgement timer, if an
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import random
@@ -50,7 +49,7 @@ from schemas.events import (
 )
 from schemas.taxonomy import Profile
 from schemas.urgency import URGENT_PRIORITIES
-from services.common.db import release
+from services.common.db import listening
 from services.common.faults import Backoff, describe, is_transient
 from services.common.groupcommit import GroupCommit
 from services.common.observability import current_traceparent, span_from
@@ -624,9 +623,7 @@ class DeliveryWorker:
         handed_back = await rt.pool.execute(HAND_BACK_ORPHANS, self.id, list(self.running.values()))
         if handed_back != "UPDATE 0":
             log.warning("handed back leases no attempt holds", extra={"result": handed_back})
-        listener = await rt.pool.acquire()
-        try:
-            await listener.add_listener(self.wake_channel, self._woken)
+        async with listening(rt.pool, self.wake_channel, self._woken):
             while not rt.stopping.is_set():
                 loop.beat()
                 self.wake.clear()  # before claiming: a NOTIFY during the claim wakes the next
@@ -636,10 +633,6 @@ class DeliveryWorker:
                 if rows and len(rows) == offered:
                     continue  # maybe more are due
                 await pause(rt.stopping, self.wake, config.poll_seconds)
-        finally:
-            with contextlib.suppress(Exception):
-                await listener.remove_listener(self.wake_channel, self._woken)
-            await release(rt.pool, listener)
         await self.close()
 
     async def close(self) -> None:

@@ -15,7 +15,6 @@ connection.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import uuid
 from collections.abc import Awaitable, Callable
@@ -27,7 +26,7 @@ import asyncpg
 
 from schemas.events import SafetyPlanAdopted, SafetyPlanEnded, SafetyPlanEvent
 from schemas.timeutil import AMSTERDAM
-from services.common.db import release
+from services.common.db import listening
 from services.common.outbox import enqueue, event_message
 from services.common.runtime import Runtime, pause
 from services.common.settings import Settings
@@ -194,17 +193,11 @@ def follow(triage: Triage) -> Callable[[Runtime, Loop], Awaitable[None]]:
         def on_notify(*_: object) -> None:
             wake.set()
 
-        conn = await rt.pool.acquire()
-        try:
-            await conn.add_listener(CHANNEL, on_notify)
+        async with listening(rt.pool, CHANNEL, on_notify) as conn:
             while not rt.stopping.is_set():
                 loop.beat()
                 wake.clear()
                 triage.plans = await load_plans(conn)
                 await pause(rt.stopping, wake, RELOAD_SECONDS)
-        finally:
-            with contextlib.suppress(Exception):
-                await conn.remove_listener(CHANNEL, on_notify)
-            await release(rt.pool, conn)
 
     return body
