@@ -11,6 +11,7 @@ from uuid import UUID
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import ValidationError
+from starlette.datastructures import URLPath
 
 from schemas.submission import IncidentSubmission
 from services.common.http import Rfc3339
@@ -105,9 +106,14 @@ def require(partner: Partner, scope: str, cost: int = 1) -> None:
 
 
 def status_urls(request: Request) -> Callable[[UUID], str]:
-    """The status URL of any incident, with the route resolved once per request (resolving
-    it per report was 6 % of intake's CPU on batches of 500)."""
-    template = str(request.url_for("get_incident", incident_id=_MARKER))
+    """The status URL of any incident: the route's path resolved once per router (resolving
+    it per report was 6 % of intake's CPU on batches of 500, once per request 3 % on single
+    reports), made absolute with this request's base URL (proxy headers included)."""
+    state = request.app.state
+    path: URLPath | None = getattr(state, "status_path", None)
+    if path is None:
+        path = state.status_path = request.app.url_path_for("get_incident", incident_id=_MARKER)
+    template = str(path.make_absolute_url(base_url=request.base_url))
     return lambda incident_id: template.replace(_MARKER, str(incident_id))
 
 
