@@ -71,25 +71,31 @@ class Outgoing:
         self.traceparent = traceparent
         self.events: list[Event] = []
         self.lane_report: IncidentReported | None = None
+        self.lane_has_report = False
 
     def add(self, event: Event) -> None:
         self.events.append(event)
 
-    def urgent(self, report: IncidentReported) -> None:
+    def urgent(self, report: IncidentReported, *, on_lane_already: bool = False) -> None:
         """The outcome is about a P1/P2 incident: its events, and the report that opened it
-        (notify needs both), also take the urgent lane."""
+        (notify needs both), also take the urgent lane. ``on_lane_already``: that report
+        came by the urgent lane (intake put it there), ahead of these events in the same
+        partition, so notify's urgent lane has it without a second copy."""
         self.lane_report = report
+        self.lane_has_report = on_lane_already
 
     async def messages(self, conn: asyncpg.Connection) -> list[OutgoingMessage]:
         messages = [
             event_message(self.settings, e, traceparent=self.traceparent) for e in self.events
         ]
         if self.lane_report is not None:
-            # The report goes on Kafka sealed again, with its own key.
-            report = await sealed_again(conn, self.lane_report)
+            lane: list[Event] = list(self.events)
+            if not self.lane_has_report:
+                # The report goes on Kafka sealed again, with its own key.
+                lane.insert(0, await sealed_again(conn, self.lane_report))
             messages += [
                 event_message(self.settings, e, traceparent=self.traceparent, lane=True)
-                for e in (report, *self.events)
+                for e in lane
             ]
         return messages
 
@@ -154,6 +160,7 @@ async def on_reports(
     await store.update_incidents(conn, outcome.updates, now)
     await store.append_history_many(conn, outcome.history)
     records = {report.event_id: incoming.record for incoming, report, _ in batch}
+    lane_topic = settings.topic(INCIDENT_URGENT.name)
     messages: list[OutgoingMessage] = []
     for decided in outcome.outcomes:
         report, decision = decided.report, decided.decision
@@ -180,8 +187,12 @@ async def on_reports(
                 out = Outgoing(settings, traceparent)
                 for event in decided.events:
                     out.add(event)
-                if decided.lane_report is not None:
-                    out.urgent(decided.lane_report)
+                if (lane_report := decided.lane_report) is not None:
+                    out.urgent(
+                        lane_report,
+                        on_lane_already=lane_report.event_id == report.event_id
+                        and records[report.event_id].topic == lane_topic,
+                    )
                 messages += await out.messages(conn)
         finally:
             incident_id_var.reset(token)

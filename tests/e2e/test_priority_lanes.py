@@ -13,11 +13,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from aiokafka import ConsumerRecord
 
 from schemas.geo import buurten
+from schemas.topics import INCIDENT_URGENT
 from services.common.settings import Settings
 from tests.e2e.test_end_to_end import Platform, start_platform
-from tests.support import eventually
+from tests.support import eventually, header, read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -88,6 +90,7 @@ async def a_fire_is_delivered_while_the_bulk_lane_is_frozen(laned: Platform) -> 
 
         await eventually(fire_delivered, within=60, every=0.2)
         assert not any(d["incident_id"] == graffiti for d in await laned.deliveries())
+        await the_fires_report_is_on_the_urgent_lane_once(laned, fire_id)
     finally:
         for program in bulk:
             assert program.process is not None
@@ -103,6 +106,24 @@ async def a_fire_is_delivered_while_the_bulk_lane_is_frozen(laned: Platform) -> 
     assert len(again) == len(fire_copies)
     keys = [d["webhook_id"] for d in again]
     assert len(keys) == len(set(keys)), "a message delivered twice"
+
+
+async def the_fires_report_is_on_the_urgent_lane_once(laned: Platform, fire_id: str) -> None:
+    """Intake put the fire's report on the urgent lane; triage, deciding from that copy,
+    sends its decision after it there but not the report a second time (notify's urgent lane
+    delivered the fire from intake's copy while the bulk lane was frozen)."""
+    key = fire_id.encode()
+
+    def of_fire(records: list[ConsumerRecord[bytes, bytes]], kind: str) -> int:
+        return sum(1 for r in records if r.key == key and kind in (header(r, "ce_type") or ""))
+
+    lane = await read_topic(
+        laned.settings,
+        laned.settings.topic(INCIDENT_URGENT.name),
+        until=lambda records: of_fire(records, "incident.triaged") > 0,
+    )
+    assert of_fire(lane, "incident.triaged") == 1
+    assert of_fire(lane, "incident.reported") == 1
 
 
 async def a_fire_overtakes_a_burst_of_vandalism(platform: Platform) -> None:
