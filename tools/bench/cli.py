@@ -194,8 +194,7 @@ async def run(
             # Last: the backlog it leaves behind is the paused pipeline's whole intake.
             if Scenario.http not in skip and bench_.processes:
                 log.info("scenario http, intake alone")
-                if alone := await scenarios.intake_alone(bench_):
-                    results["http_intake"].append(alone)
+                results["http_intake"] += await scenarios.intake_alone(bench_)
             for key, what in (
                 ("end_to_end", "the end-to-end steps"),
                 ("p1_in_burst", "the P1-in-a-burst scenario"),

@@ -51,6 +51,9 @@ from tools.bench.stats import Latency, StepMeasure, backlog, count_between, judg
 
 HTTP_MODES = ((1, 16), (100, 4), (500, 2))
 """Scenario 1: (reports a request, clients) — single reports need many clients in flight."""
+ALONE_MODES = ((1, 64), (500, 2))
+"""Scenario 1 with the pipeline paused: intake's own capacity. Single reports from 64 clients,
+as many partners posting at once would (a closed loop of 16 is held by its own round trips)."""
 DOWNSTREAM = ("triage", "notify", "analytics")
 """What works on what intake accepts: paused (SIGSTOP) for the measure of intake alone."""
 BURST_BATCH, BURST_CLIENTS = 500, 4
@@ -168,15 +171,16 @@ async def http_intake(bench: Bench) -> list[dict[str, Any]]:
     return [await _closed_loop(bench, batch, clients, False) for batch, clients in HTTP_MODES]
 
 
-async def intake_alone(bench: Bench) -> dict[str, Any] | None:
-    """1. Batches of 500 once more with everything downstream of intake paused: intake's own
-    capacity, without the pipeline draining what it accepts on the same cores (the paused
-    consumers rejoin their groups after). Only where the benchmark started the platform."""
+async def intake_alone(bench: Bench) -> list[dict[str, Any]]:
+    """1. Single reports and batches of 500 once more with everything downstream of intake
+    paused: intake's own capacity, without the pipeline draining what it accepts on the same
+    cores (the paused consumers rejoin their groups after). Only where the benchmark started
+    the platform."""
     downstream = [pid for name, pid in bench.processes.items() if name.startswith(DOWNSTREAM)]
     if not downstream:
-        return None
+        return []
     with paused(downstream):
-        return await _closed_loop(bench, *HTTP_MODES[-1], True)
+        return [await _closed_loop(bench, batch, clients, True) for batch, clients in ALONE_MODES]
 
 
 async def kafka_intake(bench: Bench) -> dict[str, Any]:
