@@ -31,7 +31,7 @@ from services.intake.feedback import (
     list_reports,
     withdraw,
 )
-from services.intake.intake import GROUP_COMMIT, REJECTED, Outcome, Single, accept
+from services.intake.intake import REJECTED, SINGLES, Outcome, Single, accept
 from services.intake.models import (
     Accepted,
     BatchItemResult,
@@ -145,7 +145,7 @@ async def post_incident(
     """Accepted (202) means stored durably: retrying with the same `external_id` and body
     returns the same incident (200), never a second one."""
     require(partner, "incidents:write")
-    outcome = await rt.extras[GROUP_COMMIT].submit(
+    outcome = await rt.extras[SINGLES].submit(
         Single(partner, report, "http", current_traceparent())
     )
     if outcome.result == "conflict":
@@ -198,10 +198,14 @@ async def post_batch(
                     errors=[e.model_dump() for e in errors],
                 )
 
+    gate = rt.extras[SINGLES].gate
+    await gate.turn()
     await off_loop(len(reports), validate)
     if valid:
+        await gate.turn()
         async with rt.pool.acquire() as conn:
             outcomes = await accept(conn, rt.settings, partner, [r for _, r in valid], "http")
+        await gate.turn()
         url = status_urls(request)
         for (index, _), outcome in zip(valid, outcomes, strict=True):
             results[index] = _item(url, index, outcome)

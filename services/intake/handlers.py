@@ -44,7 +44,7 @@ from services.common.problems import field_errors
 from services.common.runtime import Runtime
 from services.common.settings import Settings
 from services.intake.feedback import WITHDRAWN_NOTE
-from services.intake.intake import accept
+from services.intake.intake import SINGLES, accept
 from services.intake.partners import partners_by_code
 
 
@@ -78,12 +78,14 @@ def submission_parser(settings: Settings) -> Callable[[ConsumerRecord[bytes, byt
 
 def build_consumers(rt: Runtime) -> KafkaRouter:
     router = KafkaRouter()
+    gate = rt.extras[SINGLES].gate  # bulk: an urgent single report goes first
 
     async def on_submissions(batch: Sequence[Incoming[Submission]]) -> list[Rejected]:
         rejected: list[Rejected] = []
         by_partner: dict[str, list[Incoming[Submission]]] = defaultdict(list)
         for incoming in batch:
             by_partner[incoming.item.partner].append(incoming)
+        await gate.turn()
         async with rt.pool.acquire() as conn, conn.transaction():
             known = await partners_by_code(conn, list(by_partner))
             for code, items in by_partner.items():
@@ -119,6 +121,7 @@ def build_consumers(rt: Runtime) -> KafkaRouter:
     )
 
     async def on_events(batch: Sequence[Incoming[Event]]) -> list[Rejected]:
+        await gate.turn()
         async with rt.pool.acquire() as conn, conn.transaction():
             fresh = await claim(conn, [i.item.event_id for i in batch])
             await _record_public(conn, [i.item for i in batch if i.item.event_id in fresh])

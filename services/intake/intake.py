@@ -8,12 +8,13 @@ in PostgreSQL: it survives a Kafka outage and a crash of intake right after the 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import json
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
@@ -232,7 +233,42 @@ async def accept(
     return outcomes
 
 
-GROUP_COMMIT = "group-commit"  # the single reports' GroupCommit in Runtime.extras
+SINGLES = "single-reports"  # the process's SingleReports in Runtime.extras
+
+
+class UrgentFirst:
+    """While a report that may be urgent is being accepted, intake's bulk work (batches, Kafka
+    submissions, the public history) waits at its next turn, so the event loop, the worker
+    thread and the pool serve the urgent report first. In a burst of batches a P1 sent alone
+    otherwise took every step of its request in turn with them (decision 0006, session 18).
+
+    Bulk work takes its turns only while it holds no connection: a batch waiting never keeps
+    one from the urgent report. A turn waits at most ``max_wait`` seconds, so a stream of
+    urgent reports slows the bulk down but cannot stop it."""
+
+    def __init__(self, max_wait: float = 0.5) -> None:
+        self.max_wait = max_wait
+        self._urgent = 0
+        self._clear = asyncio.Event()
+        self._clear.set()
+
+    @contextlib.contextmanager
+    def urgent(self) -> Iterator[None]:
+        self._urgent += 1
+        self._clear.clear()
+        try:
+            yield
+        finally:
+            self._urgent -= 1
+            if not self._urgent:
+                self._clear.set()
+
+    async def turn(self) -> None:
+        """Bulk work's checkpoint: at once unless an urgent report is being accepted."""
+        if not self._clear.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.max_wait):
+                    await self._clear.wait()
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,7 +281,21 @@ class Single:
     traceparent: str | None
 
 
-def single_reports(pool: asyncpg.Pool, settings: Settings) -> GroupCommit[Single, Outcome]:
+@dataclass(frozen=True, slots=True)
+class SingleReports:
+    """Single-report requests (HTTP, Open311): a group commit, and urgent ones first."""
+
+    commit: GroupCommit[Single, Outcome]
+    gate: UrgentFirst
+
+    async def submit(self, single: Single) -> Outcome:
+        if not may_be_urgent(single.report.flags, single.report.category_hint):
+            return await self.commit.submit(single)
+        with self.gate.urgent():
+            return await self.commit.submit(single)
+
+
+def single_reports(pool: asyncpg.Pool, settings: Settings) -> SingleReports:
     """Concurrent single reports (HTTP, Open311) share one transaction: per partner and channel
     one :func:`accept` inside it."""
 
@@ -266,4 +316,4 @@ def single_reports(pool: asyncpg.Pool, settings: Settings) -> GroupCommit[Single
             outcomes.update(zip(indexes, done, strict=True))
         return [outcomes[i] for i in range(len(group))]
 
-    return GroupCommit(pool, apply, service="intake", what="reports")
+    return SingleReports(GroupCommit(pool, apply, service="intake", what="reports"), UrgentFirst())

@@ -33,7 +33,7 @@ from services.intake.feedback import (
     open311_requests,
     open311_window,
 )
-from services.intake.intake import GROUP_COMMIT, Single
+from services.intake.intake import SINGLES, Single
 from services.intake.partners import KEYS, Partner, authenticate
 
 router = APIRouter(prefix="/open311/v2", tags=["Open311 GeoReport v2"])
@@ -159,7 +159,7 @@ async def create_request(
     fields = {k: v for k, v in form.items() if isinstance(v, str) and v != ""}
     partner = await _partner(rt, fields.get("api_key"))
     report = _report(fields)
-    outcome = await rt.extras[GROUP_COMMIT].submit(
+    outcome = await rt.extras[SINGLES].submit(
         Single(partner, report, "open311", current_traceparent())
     )
     if outcome.result == "conflict":

@@ -11,7 +11,7 @@ from services.common.service import ServiceParts, ServiceSpec
 from services.common.supervision import Background
 from services.intake import api, callbacks, open311
 from services.intake.handlers import build_consumers
-from services.intake.intake import GROUP_COMMIT, single_reports
+from services.intake.intake import SINGLES, single_reports
 from services.intake.partners import KEYS, KeyCache
 
 
@@ -22,7 +22,7 @@ async def _open311_error(request: Request, exc: Exception) -> Response:
 
 def _build(rt: Runtime) -> ServiceParts:
     keys = rt.extras[KEYS] = KeyCache()
-    rt.extras[GROUP_COMMIT] = single_reports(rt.pool, rt.settings)
+    rt.extras[SINGLES] = single_reports(rt.pool, rt.settings)
     if not rt.settings.works_main:
         # The urgent lane's process only relays the P1/P2 copies, which intake's event loop
         # would delay while it validates and seals batches of hundreds (decision 0006).
