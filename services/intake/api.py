@@ -204,7 +204,9 @@ async def post_batch(
     if valid:
         await gate.turn()
         async with rt.pool.acquire() as conn:
-            outcomes = await accept(conn, rt.settings, partner, [r for _, r in valid], "http")
+            outcomes = await accept(
+                conn, rt.settings, partner, [r for _, r in valid], "http", pause=gate.pause
+            )
         await gate.turn()
         url = status_urls(request)
         for (index, _), outcome in zip(valid, outcomes, strict=True):

@@ -97,7 +97,12 @@ def build_consumers(rt: Runtime) -> KafkaRouter:
                     ]
                     continue
                 outcomes = await accept(
-                    conn, rt.settings, partner, [i.item.report for i in items], "kafka"
+                    conn,
+                    rt.settings,
+                    partner,
+                    [i.item.report for i in items],
+                    "kafka",
+                    pause=gate.pause,
                 )
                 rejected += [
                     Rejected(
