@@ -204,9 +204,7 @@ async def post_batch(
     if valid:
         await gate.turn()
         async with rt.pool.acquire() as conn:
-            outcomes = await accept(
-                conn, rt.settings, partner, [r for _, r in valid], "http", pause=gate.pause
-            )
+            outcomes = await accept(conn, rt.settings, partner, [r for _, r in valid], "http")
         await gate.turn()
         url = status_urls(request)
         for (index, _), outcome in zip(valid, outcomes, strict=True):

@@ -97,12 +97,7 @@ def build_consumers(rt: Runtime) -> KafkaRouter:
                     ]
                     continue
                 outcomes = await accept(
-                    conn,
-                    rt.settings,
-                    partner,
-                    [i.item.report for i in items],
-                    "kafka",
-                    pause=gate.pause,
+                    conn, rt.settings, partner, [i.item.report for i in items], "kafka"
                 )
                 rejected += [
                     Rejected(

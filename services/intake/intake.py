@@ -12,11 +12,10 @@ import asyncio
 import contextlib
 import hashlib
 import json
-import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
@@ -141,12 +140,9 @@ async def accept(
     reports: Sequence[IncidentSubmission],
     channel: Channel,
     traceparents: Sequence[str | None] | None = None,
-    pause: Callable[[], None] = lambda: None,
 ) -> list[Outcome]:
     """Accept ``reports`` of one partner; one outcome per report, in order. Each report's
-    events carry on its own trace (``traceparents``; default: the current one for all).
-    ``pause`` is called every few reports while their events are built and sealed: bulk
-    callers pass :meth:`UrgentFirst.pause`."""
+    events carry on its own trace (``traceparents``; default: the current one for all)."""
     now = datetime.now(UTC)
     hashes = await off_loop(len(reports), lambda: [body_hash(r) for r in reports])
     if traceparents is None:
@@ -215,21 +211,22 @@ async def accept(
         if fresh:
 
             def messages() -> list[OutgoingMessage]:
-                built: list[OutgoingMessage] = []
-                for n, (report, incident_id) in enumerate(fresh):
-                    if n % PAUSE_EVERY == 0:
-                        pause()
-                    event = reported_event(
-                        report,
-                        incident_id=incident_id,
-                        partner=partner,
-                        channel=channel,
-                        received_at=now,
+                return [
+                    message
+                    for report, incident_id in fresh
+                    for message in report_messages(
+                        settings,
+                        reported_event(
+                            report,
+                            incident_id=incident_id,
+                            partner=partner,
+                            channel=channel,
+                            received_at=now,
+                        ),
+                        own[incident_id],
+                        trace_of[incident_id],
                     )
-                    built += report_messages(
-                        settings, event, own[incident_id], trace_of[incident_id]
-                    )
-                return built
+                ]
 
             await enqueue(conn, await off_loop(len(fresh), messages))
     for outcome in outcomes:
@@ -238,8 +235,6 @@ async def accept(
 
 
 SINGLES = "single-reports"  # the process's SingleReports in Runtime.extras
-PAUSE_EVERY = 25
-"""Reports between two of the worker thread's checkpoints (about 2 ms of its CPU)."""
 BULK_WAITED = Histogram(
     "veilig_intake_bulk_wait_seconds",
     "How long intake's bulk work (batches, Kafka submissions, public history) waited at a turn "
@@ -254,46 +249,26 @@ class UrgentFirst:
     thread and the pool serve the urgent report first. In a burst of batches a P1 sent alone
     otherwise took every step of its request in turn with them (decision 0006, session 18).
 
-    Bulk work takes its turns on the event loop only while it holds no connection: a batch
-    waiting there never keeps one from the urgent report. Inside the worker thread a batch
-    pauses every few reports while its events are built and sealed (its connection stays
-    with it; the pool's others serve the urgent report). A turn or pause waits at most
-    ``max_wait`` seconds, so a stream of urgent reports slows the bulk down but cannot stop
-    it."""
+    Bulk work takes its turns only while it holds no connection: a batch waiting never keeps
+    one from the urgent report. A turn waits at most ``max_wait`` seconds, so a stream of
+    urgent reports slows the bulk down but cannot stop it."""
 
     def __init__(self, max_wait: float = 0.5) -> None:
         self.max_wait = max_wait
         self._urgent = 0
         self._clear = asyncio.Event()
         self._clear.set()
-        self._clear_for_threads = threading.Event()
-        self._clear_for_threads.set()
 
     @contextlib.contextmanager
     def urgent(self) -> Iterator[None]:
         self._urgent += 1
         self._clear.clear()
-        self._clear_for_threads.clear()
         try:
             yield
         finally:
             self._urgent -= 1
             if not self._urgent:
                 self._clear.set()
-                self._clear_for_threads.set()
-
-    def pause(self) -> None:
-        """Bulk work's checkpoint inside the worker thread (building and sealing a batch's
-        events): the thread gives the GIL and its core to the urgent report meanwhile. On an
-        event loop it returns at once: blocking the loop would hold the urgent report too."""
-        if self._clear_for_threads.is_set():
-            return
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            began = time.monotonic()
-            self._clear_for_threads.wait(self.max_wait)
-            BULK_WAITED.observe(time.monotonic() - began)
 
     async def turn(self) -> None:
         """Bulk work's checkpoint: at once unless an urgent report is being accepted."""

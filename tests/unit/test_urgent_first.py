@@ -78,15 +78,3 @@ async def test_only_a_report_that_may_be_urgent_goes_before_the_bulk() -> None:
     await singles.submit(single("graffiti", category_hint="vandalisme"))
     assert commit.bulk_waited == {"fire": True, "fire-hint": True, "graffiti": False}
     assert not await waits(asyncio.create_task(gate.turn()))
-
-
-async def test_the_worker_thread_pauses_for_an_urgent_report_and_the_event_loop_never_does() -> (
-    None
-):
-    gate = UrgentFirst(max_wait=60)
-    with gate.urgent():
-        gate.pause()  # on the event loop: at once (blocking it would hold the urgent report)
-        paused = asyncio.create_task(asyncio.to_thread(gate.pause))
-        await asyncio.sleep(0.2)
-        assert not paused.done()
-    await asyncio.wait_for(paused, timeout=10)
