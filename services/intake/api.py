@@ -106,8 +106,8 @@ def require(partner: Partner, scope: str, cost: int = 1) -> None:
 
 
 def status_urls(request: Request) -> Callable[[UUID], str]:
-    """The status URL of any incident: the route's path resolved once per router (resolving
-    it per report was 6 % of intake's CPU on batches of 500, once per request 3 % on single
+    """The status URL of any incident: the route's path resolved once per app (resolving it
+    per report was 6 % of intake's CPU on batches of 500, once per request 3 % on single
     reports), made absolute with this request's base URL (proxy headers included)."""
     state = request.app.state
     path: URLPath | None = getattr(state, "status_path", None)

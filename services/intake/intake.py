@@ -245,9 +245,10 @@ BULK_WAITED = Histogram(
 
 class UrgentFirst:
     """While a report that may be urgent is being accepted, intake's bulk work (batches, Kafka
-    submissions, the public history) waits at its next turn, so the event loop, the worker
-    thread and the pool serve the urgent report first. In a burst of batches a P1 sent alone
-    otherwise took every step of its request in turn with them (decision 0006, session 18).
+    submissions, the public history) waits at its next turn, so the event loop and the pool
+    serve the urgent report first and no new batch work enters the worker thread. In a burst
+    of batches a P1 sent alone otherwise took every step of its request in turn with them
+    (decision 0006, session 18).
 
     Bulk work takes its turns only while it holds no connection: a batch waiting never keeps
     one from the urgent report. A turn waits at most ``max_wait`` seconds, so a stream of
