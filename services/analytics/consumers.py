@@ -37,6 +37,7 @@ def build_consumers(rt: Runtime) -> KafkaRouter:
             parse=event_parser(*HANDLED),
             handle=handle,
             max_records=MAX_RECORDS,
+            background=True,
         )
     plans.subscribe(router, rt)
     return router

@@ -167,6 +167,9 @@ def decode_record(
 
 
 POLL_TIMEOUT_MS = 500
+BACKGROUND_FETCH_MIN_BYTES = 512 * 1024
+"""What the broker gathers for a background reader before it answers sooner than
+``kafka_background_fetch_wait_ms``: some hundreds of events, in a burst."""
 
 
 async def _poll(self: BatchSubscriber, consumer: AIOKafkaConsumer) -> tuple[ConsumerRecord, ...]:
@@ -210,8 +213,15 @@ def batch_consumer(
     purpose: str = "main",
     max_records: int = 500,
     retry_delay: float = 0.5,
+    background: bool = False,
 ) -> None:
-    """Subscribe ``handle`` to ``topic`` in the service's consumer group, in batches."""
+    """Subscribe ``handle`` to ``topic`` in the service's consumer group, in batches.
+
+    A ``background`` reader is on no report's way to its recipients (dashboards, the public
+    history, pattern detection): the broker gathers its records for up to
+    ``kafka_background_fetch_wait_ms`` (or until :data:`BACKGROUND_FETCH_MIN_BYTES`), so it
+    handles that long's worth in one batch, one transaction, instead of a small batch for
+    every few records that arrive (decision 0006, "Session 19")."""
     settings = rt.settings
     attempts_allowed = settings.dlq_max_attempts
     waiting = WAITING.labels(service, topic.name)
@@ -291,6 +301,14 @@ def batch_consumer(
         ack_policy=AckPolicy.MANUAL,
         decoder=_itself,
         title=f"{service}:{topic.name}",
+        **(
+            {
+                "fetch_min_bytes": BACKGROUND_FETCH_MIN_BYTES,
+                "fetch_max_wait_ms": settings.kafka_background_fetch_wait_ms,
+            }
+            if background
+            else {}
+        ),
     )
     _polling_without_sleep(subscriber)
     commits = OffsetCommits(settings.kafka_commit_interval_ms / 1000)

@@ -85,6 +85,15 @@ class Settings(BaseSettings):
         description="How long a consumer's handled offsets wait to be committed together "
         "(0: after every batch); the inbox makes a record read again after a crash harmless.",
     )
+    kafka_background_fetch_wait_ms: int = Field(
+        500,
+        ge=0,
+        le=30_000,
+        description="How long the broker gathers records for a reader on no report's way to "
+        "its recipients (analytics, the public history, pattern detection, acknowledgements) "
+        "before it answers: such a reader handles that long's worth in one batch (what it shows "
+        "lags by as much).",
+    )
     dlq_max_attempts: int = Field(
         3, ge=1, description="Attempts at one message before it goes to the dead-letter topic."
     )

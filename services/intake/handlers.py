@@ -141,6 +141,7 @@ def build_consumers(rt: Runtime) -> KafkaRouter:
             IncidentResolved,
         ),
         handle=on_events,
+        background=True,
     )
     return router
 

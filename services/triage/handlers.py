@@ -360,6 +360,9 @@ def build_consumers(rt: Runtime, triage: Triage) -> KafkaRouter:
             purpose="acknowledgements",
             parse=event_parser(*KINDS),
             handle=apply,
+            # An acknowledgement reaches the incident up to half a second later; escalations
+            # are minutes apart.
+            background=True,
         )
     if rt.settings.works_urgent:
         # The urgent lane: its own consumer (in a process of its own where LANE=urgent), so

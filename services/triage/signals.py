@@ -190,6 +190,7 @@ def subscribe(router: KafkaRouter, rt: Runtime, rule: PreventionSettings) -> Non
         purpose="prevention",
         parse=event_parser(IncidentTriaged),
         handle=handle,
+        background=True,
     )
 
 
