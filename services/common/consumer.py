@@ -218,7 +218,7 @@ def batch_consumer(
     """Subscribe ``handle`` to ``topic`` in the service's consumer group, in batches.
 
     A ``background`` reader is on no report's way to its recipients (dashboards, the public
-    history, pattern detection): the broker gathers its records for up to
+    history, pattern detection, acknowledgements): the broker gathers its records for up to
     ``kafka_background_fetch_wait_ms`` (or until :data:`BACKGROUND_FETCH_MIN_BYTES`), so it
     handles that long's worth in one batch, one transaction, instead of a small batch for
     every few records that arrive (decision 0006, "Session 19")."""
@@ -306,7 +306,8 @@ def batch_consumer(
                 "fetch_min_bytes": BACKGROUND_FETCH_MIN_BYTES,
                 "fetch_max_wait_ms": settings.kafka_background_fetch_wait_ms,
             }
-            if background
+            # 0: read as promptly as the others (a zero wait with a minimum would spin).
+            if background and settings.kafka_background_fetch_wait_ms
             else {}
         ),
     )

@@ -92,7 +92,7 @@ class Settings(BaseSettings):
         description="How long the broker gathers records for a reader on no report's way to "
         "its recipients (analytics, the public history, pattern detection, acknowledgements) "
         "before it answers: such a reader handles that long's worth in one batch (what it shows "
-        "lags by as much).",
+        "lags by as much; 0: as promptly as the others).",
     )
     dlq_max_attempts: int = Field(
         3, ge=1, description="Attempts at one message before it goes to the dead-letter topic."

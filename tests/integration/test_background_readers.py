@@ -23,8 +23,10 @@ SPREAD = 6
 """Records sent 100 ms apart: half a second of a trickle."""
 
 
-async def test_a_background_reader_gets_a_trickle_in_one_batch(settings: Settings) -> None:
-    settings = settings.model_copy(update={"kafka_background_fetch_wait_ms": 3000})
+async def _batches_of_a_trickle(settings: Settings, wait_ms: int) -> dict[str, int]:
+    """How many batches a prompt reader and a background one (``wait_ms``) took for a
+    trickle of SPREAD records."""
+    settings = settings.model_copy(update={"kafka_background_fetch_wait_ms": wait_ms})
     batches: dict[str, list[list[bytes]]] = {"prompt": [], "background": []}
 
     def parse(record: ConsumerRecord[bytes, bytes]) -> bytes:
@@ -73,6 +75,17 @@ async def test_a_background_reader_gets_a_trickle_in_one_batch(settings: Setting
         await broker.stop()
         await pool.close()
 
-    trickle = {name: len(batches[name]) - before[name] for name in batches}
+    return {name: len(batches[name]) - before[name] for name in batches}
+
+
+async def test_a_background_reader_gets_a_trickle_in_one_batch(settings: Settings) -> None:
+    trickle = await _batches_of_a_trickle(settings, wait_ms=3000)
     assert trickle["prompt"] >= 3, trickle  # as they came
     assert trickle["background"] <= 2, trickle  # gathered (two if a fetch ended midway)
+
+
+async def test_with_no_wait_a_background_reader_reads_as_promptly_as_the_others(
+    settings: Settings,
+) -> None:
+    trickle = await _batches_of_a_trickle(settings, wait_ms=0)
+    assert trickle["background"] >= 3, trickle
