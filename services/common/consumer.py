@@ -287,6 +287,14 @@ def batch_consumer(
     # A per-partner family is read by pattern: a partner given Kafka access later is read
     # from the next metadata refresh (KAFKA_METADATA_MAX_AGE_SECONDS) on.
     per_partner = partner_topic_pattern(settings, topic) if topic.per_partner else None
+    # A background reader's fetches wait at the broker for a batch's worth; with a zero wait it
+    # reads as promptly as the others (a minimum with no wait would spin on empty fetches).
+    gathering: dict[str, int] = {}
+    if background and settings.kafka_background_fetch_wait_ms:
+        gathering = {
+            "fetch_min_bytes": BACKGROUND_FETCH_MIN_BYTES,
+            "fetch_max_wait_ms": settings.kafka_background_fetch_wait_ms,
+        }
 
     subscriber = router.subscriber(
         *(() if per_partner else (settings.topic(topic.name),)),
@@ -301,15 +309,7 @@ def batch_consumer(
         ack_policy=AckPolicy.MANUAL,
         decoder=_itself,
         title=f"{service}:{topic.name}",
-        **(
-            {
-                "fetch_min_bytes": BACKGROUND_FETCH_MIN_BYTES,
-                "fetch_max_wait_ms": settings.kafka_background_fetch_wait_ms,
-            }
-            # 0: read as promptly as the others (a zero wait with a minimum would spin).
-            if background and settings.kafka_background_fetch_wait_ms
-            else {}
-        ),
+        **gathering,
     )
     _polling_without_sleep(subscriber)
     commits = OffsetCommits(settings.kafka_commit_interval_ms / 1000)
