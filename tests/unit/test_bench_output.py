@@ -11,6 +11,7 @@ MISSING = {"count": 1600, "missing": 900, "p50": None, "p95": None, "p99": None,
 def step(offered: int, latency: dict[str, object], *, saturated: bool) -> dict[str, object]:
     return {
         "offered": offered,
+        "seconds": 8,
         "sent": offered * 8,
         "accepted": offered * 8,
         "delivered": {"per_second": offered, "backlog_growth": 0.0, "latency_ms": latency},
@@ -126,3 +127,14 @@ def test_intake_alone_is_told_apart_from_intake_beside_the_pipeline() -> None:
         "| 1 HTTP intake | batches of 500, 2 clients (intake alone: triage, notify, analytics "
         "paused) | 952 accepted/s | 2.3% |",
     ]
+
+
+def test_a_warm_up_step_is_shown_first_and_neither_judged_nor_counted() -> None:
+    warm = step(100, LATENCY, saturated=True)
+    results = {**RESULTS, "end_to_end": {**RESULTS["end_to_end"], "warm_up": warm}}
+    text = markdown(results)  # type: ignore[arg-type]
+    rows = [line for line in text.splitlines() if line.startswith(("| 100 ", "| 50 "))]
+    assert rows[0].startswith("| 100 (warm-up) | 800/800 |")
+    assert rows[0].endswith("| warm-up (8 s): neither judged nor counted |")
+    assert rows[1].startswith("| 50 | 400/400 |")
+    assert "| 3 end to end | highest sustainable offered rate | 50 reports/s |" in text

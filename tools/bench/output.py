@@ -174,17 +174,21 @@ def markdown(results: dict[str, Any]) -> str:
             "verdict |",
             "| --- | --- | --- | --- | --- | --- | --- |",
         ]
-        for step in e2e["steps"]:
+        rows = [(True, e2e["warm_up"])] if e2e.get("warm_up") else []
+        for warm, step in rows + [(False, step) for step in e2e["steps"]]:
             verdict = (
-                "saturated"
+                f"warm-up ({step['seconds']:.0f} s): neither judged nor counted"
+                if warm
+                else "saturated"
                 if step["saturated"]
                 else "sustainable"
                 if step["sustainable"]
                 else "not sustainable"
             )
-            why = f": {'; '.join(step['reasons'])}" if step["reasons"] else ""
+            why = f": {'; '.join(step['reasons'])}" if step["reasons"] and not warm else ""
             lines.append(
-                f"| {step['offered']:,} | {step['accepted']:,}/{step['sent']:,} | "
+                f"| {step['offered']:,}{' (warm-up)' if warm else ''} | "
+                f"{step['accepted']:,}/{step['sent']:,} | "
                 f"{_num(step['delivered']['per_second'])} | "
                 f"{_num(step['delivered']['backlog_growth'])} | "
                 f"{_ms(step['delivered']['latency_ms'])} | {_ms(step['counted']['latency_ms'])} | "

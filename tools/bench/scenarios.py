@@ -251,11 +251,46 @@ def _path(
     }
 
 
+async def _open_loop_step(
+    bench: Bench, rate: int, seconds: float
+) -> tuple[dict[str, Any], list[str], list[Sent]]:
+    """One step of scenario 3: ``rate`` reports/s for ``seconds``, measured on both paths."""
+    result = await bench.generate(OpenLoop(rate, seconds, bench.next_index))
+    assert isinstance(result, SentReports)
+    sent = result.sent
+    ids = [s.incident_id for s in sent if s.incident_id is not None]
+    arrived = await observe.wait_for(ids, bench.deliveries, bench.pool, bench.profile.step_grace)
+    start = min(s.scheduled for s in sent)
+    measures, paths = {}, []
+    for name, times in (("delivered", arrived.delivered), ("counted", arrived.counted)):
+        measures[name], summary = _path(name, sent, times, start, seconds)
+        paths.append(summary)
+    verdict = judge(measures, result.lag)
+    step = {
+        "offered": rate,
+        "seconds": seconds,
+        "sent": len(sent),
+        "accepted": len(ids),
+        "generator_lag_s": round(result.lag, 3),
+        **{p.pop("path"): p for p in paths},
+        "consumer_lag": bench.lag(),
+        "saturated": verdict.saturated,
+        "sustainable": verdict.sustainable,
+        "reasons": verdict.reasons,
+    }
+    return step, ids, sent
+
+
 async def end_to_end(bench: Bench) -> dict[str, Any]:
     """3. Open loop at fixed offered rates, stepping up until one saturates; with 6., the CPU
-    seconds and peak memory of every process over these steps."""
+    seconds and peak memory of every process over these steps. First, where the profile has
+    one, a warm-up step that is shown but neither judged nor counted (docs/benchmarks.md)."""
     profile = bench.profile
     lag_at_start = await bench.wait_idle(profile.drain_seconds)
+    warm_up = None
+    if profile.warm_up_seconds:
+        warm_up, *_ = await _open_loop_step(bench, profile.warm_up_rate, profile.warm_up_seconds)
+        await bench.wait_idle(profile.drain_seconds)
     timeline = bench.timelines.setdefault("end_to_end", Timeline(start=time.time()))
     peaks_reset = all([observe.reset_peaks(pid) for pid in bench.processes.values()])
     before = {name: observe.usage(pid) for name, pid in bench.processes.items()}
@@ -263,36 +298,13 @@ async def end_to_end(bench: Bench) -> dict[str, Any]:
     steps: list[dict[str, Any]] = []
     all_ids: list[str] = []
     for rate in profile.rates:
-        result = await bench.generate(OpenLoop(rate, profile.step_seconds, bench.next_index))
-        assert isinstance(result, SentReports)
-        sent = result.sent
-        ids = [s.incident_id for s in sent if s.incident_id is not None]
+        step, ids, sent = await _open_loop_step(bench, rate, profile.step_seconds)
         all_ids += ids
-        arrived = await observe.wait_for(ids, bench.deliveries, bench.pool, profile.step_grace)
-        start = min(s.scheduled for s in sent)
-        timeline.marks.append((start, f"{rate}/s"))
+        timeline.marks.append((min(s.scheduled for s in sent), f"{rate}/s"))
         timeline.offered += [s.scheduled for s in sent]
         timeline.accepted += [s.answered for s in sent if s.incident_id is not None]
-        measures, paths = {}, []
-        for name, times in (("delivered", arrived.delivered), ("counted", arrived.counted)):
-            measures[name], summary = _path(name, sent, times, start, profile.step_seconds)
-            paths.append(summary)
-        verdict = judge(measures, result.lag)
-        steps.append(
-            {
-                "offered": rate,
-                "seconds": profile.step_seconds,
-                "sent": len(sent),
-                "accepted": len(ids),
-                "generator_lag_s": round(result.lag, 3),
-                **{p.pop("path"): p for p in paths},
-                "consumer_lag": bench.lag(),
-                "saturated": verdict.saturated,
-                "sustainable": verdict.sustainable,
-                "reasons": verdict.reasons,
-            }
-        )
-        if verdict.saturated:
+        steps.append(step)
+        if step["saturated"]:
             break
     seconds = time.monotonic() - began
     after = {name: observe.usage(pid) for name, pid in bench.processes.items()}
@@ -305,6 +317,7 @@ async def end_to_end(bench: Bench) -> dict[str, Any]:
     best = max(sustainable) if sustainable else None
     return {
         "lag_at_start": lag_at_start,
+        "warm_up": warm_up,
         "steps": steps,
         "highest_sustainable": best,
         "ratio": ratio(best, bench.broker_produce),

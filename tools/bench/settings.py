@@ -46,6 +46,8 @@ class Profile:
     name: str
     rates: tuple[int, ...]  # offered reports/s of the end-to-end steps, until one saturates
     step_seconds: float
+    warm_up_rate: int  # scenario 3's warm-up step, shown but neither judged nor counted
+    warm_up_seconds: float  # 0: none
     step_grace: float  # after a step: how long its last reports may take to arrive
     drain_seconds: float  # after the steps: how long the backlog may take to clear
     burst: int
@@ -61,6 +63,8 @@ QUICK = Profile(
     name="quick",
     rates=(10, 50, 200),
     step_seconds=8,
+    warm_up_rate=0,
+    warm_up_seconds=0,
     step_grace=4,
     drain_seconds=30,
     burst=2_000,
@@ -75,6 +79,8 @@ FULL = Profile(
     name="full",
     rates=(10, 25, 50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000, 20_000),
     step_seconds=25,
+    warm_up_rate=100,
+    warm_up_seconds=60,
     step_grace=10,
     drain_seconds=180,
     burst=20_000,
