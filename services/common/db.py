@@ -19,6 +19,11 @@ from services.common.settings import get_settings
 log = logging.getLogger(__name__)
 R = TypeVar("R")
 
+MAX_CACHED_STATEMENT = 16 * 1024
+"""Statements up to this many characters stay prepared on their connection. asyncpg's default
+(1 KiB) left the longest ones, run on every batch (notify queueing a batch of deliveries,
+analytics projecting one), parsed and planned anew on each call, with a round trip more."""
+
 
 async def create_pool(
     dsn: str,
@@ -42,6 +47,7 @@ async def create_pool(
                 dsn,
                 min_size=min_size,
                 max_size=max_size,
+                max_cacheable_statement_size=MAX_CACHED_STATEMENT,
                 server_settings={"search_path": f"{schema},public", "application_name": schema},
             )
         except (OSError, asyncpg.CannotConnectNowError, asyncpg.TooManyConnectionsError) as exc:
@@ -74,13 +80,42 @@ async def listening(
 ) -> AsyncIterator[asyncpg.Connection]:
     """A pooled connection that LISTENs on ``channel`` (``on_notify`` is called on every
     NOTIFY) while the body runs; the listener removed, if the connection still can, and the
-    connection given back through :func:`release` on the way out."""
+    connection given back through :func:`release` on the way out.
+
+    When the connection is lost (PostgreSQL restarted, the backend was terminated) the body
+    is stopped where it waits and ``ConnectionDoesNotExistError`` raised (transient: the
+    supervisor starts the loop again, which listens anew). A body that does its work on other
+    pooled connections never touches this one: without that it went on, deaf, woken only by
+    its poll (seen after a PostgreSQL restart: deliveries waited for notify's one-second poll
+    until the service was restarted).
+    """
     conn = await pool.acquire()
+    task = asyncio.current_task()
+    assert task is not None
+    lost = False
+    inside = True  # the body runs: a cancellation lands there (never in the cleanup below)
+
+    def on_lost(_: object) -> None:
+        nonlocal lost
+        if inside and not lost:
+            lost = True
+            task.cancel()
+
     try:
         await conn.add_listener(channel, on_notify)
-        yield conn
+        conn.add_termination_listener(on_lost)
+        try:
+            yield conn
+        except asyncio.CancelledError:
+            if lost and task.uncancel() == 0:  # our own cancellation, not a shutdown's
+                raise asyncpg.ConnectionDoesNotExistError(
+                    f"the connection listening on {channel} was lost"
+                ) from None
+            raise
     finally:
-        with contextlib.suppress(Exception):
+        inside = False
+        with contextlib.suppress(Exception):  # a lost connection is back in the pool already
+            conn.remove_termination_listener(on_lost)
             await conn.remove_listener(channel, on_notify)
         await release(pool, conn)
 
