@@ -95,9 +95,9 @@ async def listening(
     lost = False
     inside = True  # the body runs: a cancellation lands there (never in the cleanup below)
 
-    def on_lost(_: object) -> None:
+    def on_lost(_: object) -> None:  # asyncpg calls it once, when the connection is gone
         nonlocal lost
-        if inside and not lost:
+        if inside:
             lost = True
             task.cancel()
 

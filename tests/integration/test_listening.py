@@ -48,28 +48,9 @@ async def kill_listener(settings: Settings, channel: str) -> None:
         await admin.close()
 
 
-async def test_a_body_that_only_waits_is_stopped_when_its_connection_is_lost(
-    settings: Settings, pool: asyncpg.Pool
-) -> None:
-    channel = f"test_listening_{uuid.uuid4().hex[:8]}"
-    listened = asyncio.Event()
-
-    async def wait_deaf() -> None:
-        async with listening(pool, channel, lambda *_: None):
-            listened.set()
-            await asyncio.sleep(60)  # works elsewhere, never on this connection
-
-    body = asyncio.create_task(wait_deaf())
-    await asyncio.wait_for(listened.wait(), 10)
-    await kill_listener(settings, channel)
-    with pytest.raises(asyncpg.ConnectionDoesNotExistError) as raised:
-        await asyncio.wait_for(body, 5)
-    assert is_transient(raised.value)
-    # The pool hands out working connections afterwards.
-    assert await pool.fetchval("SELECT 1") == 1
-
-
-async def test_a_shutdown_still_cancels_the_body(pool: asyncpg.Pool) -> None:
+async def waiting_on_a_listener(pool: asyncpg.Pool) -> tuple[asyncio.Task[None], str]:
+    """A body inside ``listening`` that only waits (it works elsewhere, never on that
+    connection), once it listens; and its channel."""
     channel = f"test_listening_{uuid.uuid4().hex[:8]}"
     listened = asyncio.Event()
 
@@ -80,6 +61,23 @@ async def test_a_shutdown_still_cancels_the_body(pool: asyncpg.Pool) -> None:
 
     body = asyncio.create_task(wait())
     await asyncio.wait_for(listened.wait(), 10)
+    return body, channel
+
+
+async def test_a_body_that_only_waits_is_stopped_when_its_connection_is_lost(
+    settings: Settings, pool: asyncpg.Pool
+) -> None:
+    body, channel = await waiting_on_a_listener(pool)
+    await kill_listener(settings, channel)
+    with pytest.raises(asyncpg.ConnectionDoesNotExistError) as raised:
+        await asyncio.wait_for(body, 5)
+    assert is_transient(raised.value)
+    # The pool hands out working connections afterwards.
+    assert await pool.fetchval("SELECT 1") == 1
+
+
+async def test_a_shutdown_still_cancels_the_body(pool: asyncpg.Pool) -> None:
+    body, _ = await waiting_on_a_listener(pool)
     body.cancel()
     with pytest.raises(asyncio.CancelledError):
         await body
